@@ -140,3 +140,24 @@ class StorageLayout:
         if not base.exists():
             return []
         return sorted(p.name for p in base.iterdir() if (p / f"{asset}.parquet").exists())
+
+
+def write_records(path: str | Path, records: list[dict[str, Any]], schema: pa.Schema) -> Written:
+    return atomic_write_table(path, pa.Table.from_pylist(records, schema=schema))
+
+
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    return pq.read_table(path).to_pylist()
+
+
+class JsonFileCache(dict):
+    """A dict persisted as one JSON file (the LLM judge's cache: a rerun does not pay twice)."""
+
+    def __init__(self, path: str | Path):
+        super().__init__()
+        self.path = Path(path)
+        if self.path.exists():
+            self.update(json.loads(self.path.read_text()))
+
+    def save(self) -> None:
+        atomic_write_json(self.path, dict(self))

@@ -137,7 +137,9 @@ def _normalise_tool_calls(tool_calls: Any, where: str) -> list[dict[str, Any]]:
 
 
 def _training_message(message: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": message["role"], "content": message.get("content", "")}
+    # The fine-tuning format predates the `developer` role; it means the same as `system` there.
+    role = "system" if message["role"] == "developer" else message["role"]
+    out: dict[str, Any] = {"role": role, "content": message.get("content", "")}
     for key in ("name", "tool_calls", "tool_call_id"):
         if key in message:
             out[key] = message[key]

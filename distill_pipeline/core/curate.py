@@ -1,0 +1,109 @@
+"""Curate: every grader's verdict per trace, and the traces the teacher got right."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from distill_pipeline.core.graders import Grader, Verdict, passes
+from distill_pipeline.core.taskspec import PassRule
+from distill_pipeline.core.traces import TraceRow
+
+
+@dataclass(frozen=True)
+class EvalRow:
+    """One trace x one grader: the row of `trace_evals`."""
+
+    completion_id: str
+    content_hash: str
+    intent: str
+    grader: str
+    grader_type: str
+    grader_version: str
+    required: bool
+    passed: bool
+    skipped: bool
+    score: float
+    reason: str
+
+    def verdict(self) -> Verdict:
+        return Verdict(self.grader, self.grader_version, self.passed, self.score, self.reason, self.skipped,
+                       self.required)
+
+
+def evaluate(graders: Sequence[Grader], traces: Iterable[TraceRow]) -> list[EvalRow]:
+    rows = []
+    for trace in traces:
+        for grader in graders:
+            v = grader.grade(trace)
+            rows.append(EvalRow(trace.completion_id, trace.content_hash, trace.intent, grader.name, grader.type,
+                                v.version, v.required, v.passed, v.skipped, float(v.score), v.reason))
+    return rows
+
+
+def verdicts_by_trace(rows: Iterable[EvalRow]) -> dict[str, list[Verdict]]:
+    grouped: dict[str, list[Verdict]] = defaultdict(list)
+    for row in rows:
+        grouped[row.completion_id].append(row.verdict())
+    return grouped
+
+
+def passing_ids(rows: Iterable[EvalRow], rule: PassRule) -> set[str]:
+    return {cid for cid, verdicts in verdicts_by_trace(rows).items() if passes(verdicts, rule)}
+
+
+def select_passing(traces: Sequence[TraceRow], rows: Iterable[EvalRow], rule: PassRule) -> list[TraceRow]:
+    """The traces whose verdicts satisfy the pass rule, in their original order."""
+    keep = passing_ids(rows, rule)
+    return [t for t in traces if t.completion_id in keep]
+
+
+def uncovered(traces: Sequence[TraceRow], rows: Iterable[EvalRow], grader_names: Sequence[str]) -> list[str]:
+    """Trace ids missing a verdict from any grader (must be empty: nothing skipped)."""
+    seen: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        seen[row.completion_id].add(row.grader)
+    wanted = set(grader_names)
+    return [t.completion_id for t in traces if not wanted <= seen.get(t.completion_id, set())]
+
+
+def pass_rates(rows: Sequence[EvalRow], rule: PassRule) -> dict[str, float]:
+    """Overall (the pass rule) and per grader (skipped verdicts not counted)."""
+    by_trace = verdicts_by_trace(rows)
+    rates: dict[str, float] = {"overall": (sum(passes(v, rule) for v in by_trace.values()) / len(by_trace))
+                               if by_trace else 0.0}
+    per: dict[str, list[bool]] = defaultdict(list)
+    for row in rows:
+        if not row.skipped:
+            per[row.grader].append(row.passed)
+    for grader, outcomes in sorted(per.items()):
+        rates[grader] = sum(outcomes) / len(outcomes)
+    return rates
+
+
+def failure_kind(row: EvalRow) -> str:
+    """A reason without its specific values, so failures group by kind (e.g. 'grounded: follow_up.date')."""
+    head = row.reason.split(":")[0] if row.grader_type == "json_schema" else row.reason.split(" ")[0]
+    head = head.strip("'\"") if head else ""
+    if row.grader_type == "json_schema" and not head.startswith(("invalid", "the answer")):
+        head = "schema violation"
+    return f"{row.grader}: {head}"[:80]
+
+
+def failures(rows: Iterable[EvalRow]) -> tuple[Counter, dict[str, EvalRow]]:
+    """Failure counts by kind and the first example of each kind."""
+    counts: Counter = Counter()
+    examples: dict[str, EvalRow] = {}
+    for row in rows:
+        if row.passed or row.skipped:
+            continue
+        kind = failure_kind(row)
+        counts[kind] += 1
+        examples.setdefault(kind, row)
+    return counts, examples
+
+
+def eval_row_record(row: EvalRow) -> dict[str, Any]:
+    return row.__dict__.copy()

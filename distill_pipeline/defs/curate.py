@@ -1,0 +1,147 @@
+"""Curate: grade every teacher trace, keep the ones the teacher got right."""
+
+
+import dagster as dg
+import pyarrow as pa
+
+from distill_pipeline.backends.storage import JsonFileCache, read_records, write_records
+from distill_pipeline.core.curate import (
+    EvalRow,
+    eval_row_record,
+    evaluate,
+    failures,
+    pass_rates,
+    select_passing,
+    uncovered,
+)
+from distill_pipeline.core.graders import build_graders
+from distill_pipeline.defs.partitions import daily
+from distill_pipeline.defs.resources import OpenAIResource, PipelineSettings
+from distill_pipeline.defs.util import markdown_table
+
+EVAL_SCHEMA = pa.schema([
+    ("completion_id", pa.string()), ("content_hash", pa.string()), ("intent", pa.string()),
+    ("grader", pa.string()), ("grader_type", pa.string()), ("grader_version", pa.string()),
+    ("required", pa.bool_()), ("passed", pa.bool_()), ("skipped", pa.bool_()), ("score", pa.float64()),
+    ("reason", pa.string()),
+])
+
+
+def eval_path(pipeline: PipelineSettings, day: str):
+    return pipeline.layout.partition_dir("trace_evals", day) / "trace_evals.parquet"
+
+
+def read_eval_rows(pipeline: PipelineSettings, day: str) -> list[EvalRow]:
+    return [EvalRow(**r) for r in read_records(eval_path(pipeline, day))]
+
+
+def _judge(task, openai: OpenAIResource):
+    """A chat model for llm_judge graders when one is enabled and an endpoint is configured."""
+    judge_specs = [g for g in task.enabled_graders if g.type == "llm_judge"]
+    if not judge_specs or not openai.configured:
+        return None
+    from distill_pipeline.backends.chat_models import OpenAIChatModel
+
+    return OpenAIChatModel(openai.client(), model=judge_specs[0].params.get("model", "gpt-4o-mini"))
+
+
+@dg.asset(
+    partitions_def=daily,
+    deps=["teacher_traces"],
+    kinds={"parquet"},
+    group_name="curate",
+    code_version="1",
+    description="Every enabled grader's verdict on every teacher trace of the day (one row per trace x grader).",
+)
+def trace_evals(context: dg.AssetExecutionContext, pipeline: PipelineSettings,
+                openai: OpenAIResource) -> dg.MaterializeResult:
+    day = context.partition_key
+    task = pipeline.load_task()
+    traces = pipeline.layout.read_traces("teacher_traces", day)
+    cache = JsonFileCache(pipeline.layout.asset_dir("llm_judge_cache") / "cache.json")
+    graders = build_graders(task, judge=_judge(task, openai), judge_cache=cache)
+    rows = evaluate(graders, traces)
+    if any(g.type == "llm_judge" for g in graders):
+        cache.save()
+    written = write_records(eval_path(pipeline, day), [eval_row_record(r) for r in rows], EVAL_SCHEMA)
+    rates = pass_rates(rows, task.pass_rule)
+    counts, examples = failures(rows)
+    skipped = sorted({r.reason for r in rows if r.skipped})
+    context.log.info(f"{day}: {len(traces)} traces x {len(graders)} graders, teacher pass rate {rates['overall']:.1%}")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(rows),
+            "traces": len(traces),
+            "pass_rate": round(rates["overall"], 4),
+            **{f"pass_rate/{name}": round(rate, 4) for name, rate in rates.items() if name != "overall"},
+            "graders": dg.MetadataValue.json({g.name: {"type": g.type, "version": g.version,
+                                                        "required": g.required} for g in graders}),
+            "failures_by_kind": dg.MetadataValue.json(dict(counts.most_common())),
+            "failure_examples": dg.MetadataValue.md(markdown_table(
+                ("kind", "count", "trace", "reason"),
+                [(kind, counts[kind], ex.completion_id, ex.reason[:160]) for kind, ex in examples.items()])),
+            "skipped_notes": dg.MetadataValue.json(skipped[:5]),
+            "path": written.path,
+            "sha256": written.sha256,
+        },
+        data_version=dg.DataVersion(written.sha256),
+    )
+
+
+@dg.asset_check(asset=trace_evals, blocking=True, partitions_def=daily,
+                description="Every row of teacher_traces has a verdict from every enabled grader: nothing skipped.")
+def trace_evals_cover_every_trace(context: dg.AssetCheckExecutionContext,
+                                  pipeline: PipelineSettings) -> dg.AssetCheckResult:
+    day = context.partition_key
+    traces = pipeline.layout.read_traces("teacher_traces", day)
+    rows = read_eval_rows(pipeline, day)
+    names = sorted({g.name for g in pipeline.load_task().enabled_graders})
+    missing = uncovered(traces, rows, names)
+    return dg.AssetCheckResult(passed=not missing, metadata={
+        "traces": len(traces), "graders": len(names), "missing": len(missing),
+        "missing_ids": dg.MetadataValue.json(missing[:20])})
+
+
+@dg.asset(
+    partitions_def=daily,
+    deps=["teacher_traces", trace_evals],
+    kinds={"parquet"},
+    group_name="curate",
+    code_version="1",
+    description="The day's traces that passed the task's pass rule: only the teacher's correct answers.",
+)
+def pass_cases(context: dg.AssetExecutionContext, pipeline: PipelineSettings) -> dg.MaterializeResult:
+    day = context.partition_key
+    task = pipeline.load_task()
+    traces = pipeline.layout.read_traces("teacher_traces", day)
+    passed = select_passing(traces, read_eval_rows(pipeline, day), task.pass_rule)
+    written = pipeline.layout.write_traces("pass_cases", day, passed)
+    rate = len(passed) / len(traces) if traces else 0.0
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(passed),
+            "pass_rate": round(rate, 4),
+            "traces": len(traces),
+            "rejected": len(traces) - len(passed),
+            "path": written.path,
+            "sha256": written.sha256,
+        },
+        data_version=dg.DataVersion(written.sha256),
+    )
+
+
+@dg.asset_check(
+    asset=pass_cases, partitions_def=daily,
+    description="Warns when the teacher's pass rate falls below the task spec's min_teacher_pass_rate (default "
+    "80%). If the teacher is wrong 20% of the time, fix the teacher (prompt, model, tools) first: distilling "
+    "it will not help.")
+def teacher_pass_rate(context: dg.AssetCheckExecutionContext, pipeline: PipelineSettings) -> dg.AssetCheckResult:
+    day = context.partition_key
+    task = pipeline.load_task()
+    traces = pipeline.layout.read_traces("teacher_traces", day)
+    passed = pipeline.layout.read_traces("pass_cases", day)
+    rate = len(passed) / len(traces) if traces else 1.0
+    return dg.AssetCheckResult(
+        passed=rate >= task.min_teacher_pass_rate, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"pass_rate": round(rate, 4), "threshold": task.min_teacher_pass_rate},
+        description=f"teacher pass rate {rate:.1%} (threshold {task.min_teacher_pass_rate:.0%})")

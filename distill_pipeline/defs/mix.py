@@ -1,0 +1,260 @@
+"""Mix: a leakage-free holdout and the 85/15 domain/general training set."""
+
+import json
+import math
+from pathlib import Path
+
+import dagster as dg
+
+from distill_pipeline.backends.storage import atomic_write_bytes, atomic_write_json, sha256_file
+from distill_pipeline.core.finetune_format import check_lines, estimate_training_cost
+from distill_pipeline.core.general import GeneralExample, load_general_examples, parse_general_example
+from distill_pipeline.core.mix import MixConfig, MixError, build_mix, leaks, mix_sizes, split_holdout, to_jsonl
+from distill_pipeline.core.presets import preset
+from distill_pipeline.core.traces import TraceRow, parse_line
+from distill_pipeline.defs.resources import PipelineSettings
+
+
+class HoldoutConfig(dg.Config):
+    share: float = 0.10
+    minimum: int = 20
+    general_share: float = 0.10
+    general_minimum: int = 20
+
+
+class MixSettings(dg.Config):
+    general_share: float = 0.15
+    validation_share: float = 0.10
+    max_examples: int | None = None  # None: the preset's size (train examples / (1 - validation_share))
+    per_intent_cap: int | None = None
+    seed: int = 7
+    epochs: int | None = None  # for the cost estimate; None: the preset's
+    openai_model: str = "gpt-4o-mini-2024-07-18"  # for the cost estimate when DISTILL_TRAINER=openai
+
+
+def all_pass_cases(pipeline: PipelineSettings) -> tuple[list[TraceRow], dict[str, str]]:
+    """Every materialized pass-case partition, and each file's sha256 (its data version)."""
+    layout = pipeline.layout
+    rows: list[TraceRow] = []
+    versions: dict[str, str] = {}
+    for day in layout.trace_partitions("pass_cases"):
+        rows += layout.read_traces("pass_cases", day)
+        versions[day] = sha256_file(layout.traces_path("pass_cases", day))
+    return rows, versions
+
+
+def _jsonl(path) -> list[bytes]:
+    return [line for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def read_general(path) -> list[GeneralExample]:
+    return [parse_general_example(json.loads(line)) for line in _jsonl(path)]
+
+
+def read_chat_lines(path) -> list[TraceRow]:
+    return [parse_line(line) for line in _jsonl(path)]
+
+
+@dg.asset(
+    kinds={"jsonl"},
+    group_name="train",
+    code_version="1",
+    description="The general-purpose chat examples (the '15%' that stops the student forgetting), validated and "
+    "de-duplicated by content.",
+)
+def general_examples(context: dg.AssetExecutionContext, pipeline: PipelineSettings) -> dg.MaterializeResult:
+    source = Path(pipeline.general_examples)
+    if not source.exists():
+        raise dg.Failure(f"general examples file {source} does not exist (DISTILL_GENERAL_EXAMPLES)")
+    result = load_general_examples(source.read_bytes().splitlines())
+    body = b"".join(json.dumps({"id": e.id, "category": e.category, "messages": e.messages, "check": e.check},
+                               ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for e in result.examples)
+    written = atomic_write_bytes(pipeline.layout.asset_dir("general_examples") / "general_examples.jsonl", body)
+    if result.rejected:
+        context.log.warning(f"{len(result.rejected)} general examples rejected; first: line "
+                            f"{result.rejected[0].line}: {result.rejected[0].reason}")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(result.examples),
+            "input_rows": result.input_lines,
+            "rejected_rows": len(result.rejected),
+            "duplicate_rows": len(result.duplicates),
+            "rejected": dg.MetadataValue.json([{"line": r.line, "reason": r.reason} for r in result.rejected[:20]]),
+            "by_category": dg.MetadataValue.json(result.by_category()),
+            "source": str(source),
+            "path": written.path,
+            "sha256": written.sha256,
+        },
+        data_version=dg.DataVersion(written.sha256),
+    )
+
+
+@dg.asset(
+    deps=["pass_cases", general_examples],
+    kinds={"jsonl"},
+    group_name="train",
+    code_version="1",
+    description="A fixed slice of pass cases (and of the general examples) chosen by a stable hash of the content: "
+    "a trace is always held out or never, so the student is never trained on what it is judged on.",
+)
+def eval_holdout(context: dg.AssetExecutionContext, config: HoldoutConfig,
+                 pipeline: PipelineSettings) -> dg.MaterializeResult:
+    rows, versions = all_pass_cases(pipeline)
+    if not rows:
+        raise dg.Failure("no pass cases are materialized yet: run capture_job for at least one day first")
+    domain, _ = split_holdout(rows, share=config.share, minimum=config.minimum)
+    general_all = read_general(pipeline.layout.asset_dir("general_examples") / "general_examples.jsonl")
+    general, _ = split_holdout(general_all, share=config.general_share, minimum=config.general_minimum)
+    out = pipeline.layout.asset_dir("eval_holdout")
+    domain_file = atomic_write_bytes(out / "domain.jsonl", b"".join(_trace_line(r) for r in domain))
+    general_file = atomic_write_bytes(out / "general.jsonl", b"".join(
+        json.dumps({"id": g.id, "category": g.category, "messages": g.messages, "check": g.check},
+                   ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for g in general))
+    intents: dict[str, int] = {}
+    for r in domain:
+        intents[r.intent] = intents.get(r.intent, 0) + 1
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(domain),
+            "general_holdout_rows": len(general),
+            "pass_cases_seen": len(rows),
+            "share": config.share,
+            "by_intent": dg.MetadataValue.json(dict(sorted(intents.items()))),
+            "pass_case_partitions": dg.MetadataValue.json(versions),
+            "domain_path": domain_file.path,
+            "domain_sha256": domain_file.sha256,
+            "general_path": general_file.path,
+            "general_sha256": general_file.sha256,
+        },
+        data_version=dg.DataVersion(domain_file.sha256[:32] + general_file.sha256[:32]),
+    )
+
+
+def _trace_line(row: TraceRow) -> bytes:
+    """A holdout row as a chat-example export line (id, metadata, messages): re-parsable by the trace parser."""
+    example = row.chat_example()
+    record = {"id": row.completion_id, "created": int(row.created_at.timestamp()), "model": row.model,
+              "metadata": row.metadata, "messages": example["messages"],
+              "usage": {"prompt_tokens": row.prompt_tokens, "completion_tokens": row.completion_tokens}}
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode() + b"\n"
+
+
+def mix_config(config: MixSettings, pipeline: PipelineSettings) -> MixConfig:
+    max_examples = config.max_examples
+    if max_examples is None:
+        train_cap = preset(pipeline.preset).max_train_examples
+        max_examples = math.ceil(train_cap / (1 - config.validation_share)) if train_cap else None
+    return MixConfig(general_share=config.general_share, validation_share=config.validation_share,
+                     max_examples=max_examples, per_intent_cap=config.per_intent_cap, seed=config.seed)
+
+
+@dg.asset(
+    deps=["pass_cases", eval_holdout, general_examples],
+    kinds={"jsonl"},
+    group_name="train",
+    code_version="1",
+    description="Train and validation files in the OpenAI chat fine-tuning format: 85% domain pass cases "
+    "(stratified by intent), 15% general examples, none of them held out. Same inputs, same bytes.",
+)
+def training_mix(context: dg.AssetExecutionContext, config: MixSettings,
+                 pipeline: PipelineSettings) -> dg.MaterializeResult:
+    layout = pipeline.layout
+    rows, versions = all_pass_cases(pipeline)
+    holdout = {r.content_hash for r in read_chat_lines(layout.asset_dir("eval_holdout") / "domain.jsonl")}
+    general_holdout = {g.content_hash for g in read_general(layout.asset_dir("eval_holdout") / "general.jsonl")}
+    domain = [r for r in rows if r.content_hash not in holdout]
+    general = [g for g in read_general(layout.asset_dir("general_examples") / "general_examples.jsonl")
+               if g.content_hash not in general_holdout]
+    cfg = mix_config(config, pipeline)
+    try:
+        mix = build_mix(domain, general, cfg)
+    except MixError as err:
+        raise dg.Failure(str(err)) from None
+    out = layout.asset_dir("training_mix")
+    train = atomic_write_bytes(out / "train.jsonl", to_jsonl(mix.train))
+    validation = atomic_write_bytes(out / "validation.jsonl", to_jsonl(mix.validation))
+    # The ids of everything trained on, for the model card and `distill audit`.
+    manifest = [{"file": "train", "source": e.source, "id": e.id, "intent": e.intent,
+                 "content_hash": e.content_hash} for e in mix.train]
+    manifest += [{"file": "validation", "source": e.source, "id": e.id, "intent": e.intent,
+                  "content_hash": e.content_hash} for e in mix.validation]
+    ids = atomic_write_bytes(out / "examples.jsonl", b"".join(
+        json.dumps(m, sort_keys=True).encode() + b"\n" for m in manifest))
+    atomic_write_json(out / "mix_config.json", {**cfg.__dict__, "trainer": pipeline.trainer,
+                                                "preset": pipeline.preset})
+    settings = preset(pipeline.preset)
+    epochs = config.epochs or settings.epochs
+    report = check_lines((out / "train.jsonl").read_bytes().splitlines(),
+                         max_tokens=settings.max_seq_len if pipeline.trainer == "local" else 65_536)
+    cost = estimate_training_cost(report.billing_tokens, epochs, pipeline.trainer,
+                                  model=config.openai_model if pipeline.trainer == "openai" else "",
+                                  tokens_per_second=450.0 if pipeline.trainer == "local" else None)
+    meta = mix.metadata()
+    context.log.info(f"mix: {meta['train_examples']} train + {meta['validation_examples']} validation "
+                     f"({meta['domain_examples']} domain, {meta['general_examples']} general)")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": meta["train_examples"] + meta["validation_examples"],
+            **{k: (dg.MetadataValue.json(v) if isinstance(v, dict) else v) for k, v in meta.items()},
+            "train_sha256": train.sha256,
+            "validation_sha256": validation.sha256,
+            "examples_sha256": ids.sha256,
+            "train_path": train.path,
+            "validation_path": validation.path,
+            "examples_path": ids.path,
+            "general_share": cfg.general_share,
+            "max_examples": cfg.max_examples if cfg.max_examples is not None else "none",
+            "seed": cfg.seed,
+            "train_tokens": dg.MetadataValue.json(report.token_stats()),
+            "estimated_training_cost": dg.MetadataValue.json(cost),
+            "pass_case_partitions": dg.MetadataValue.json(versions),
+            "planned_sizes": dg.MetadataValue.json(dict(zip(("domain", "general"), mix_sizes(
+                mix.domain_available, cfg.general_share, cfg.max_examples), strict=True))),
+        },
+        data_version=dg.DataVersion(train.sha256[:32] + validation.sha256[:32]),
+    )
+
+
+@dg.asset_check(asset=training_mix, blocking=True,
+                description="Every line of both files passes the OpenAI chat fine-tuning format rules (roles, keys, "
+                "non-empty content, an assistant message, the per-example token limit, at least 10 examples).")
+def training_mix_format(pipeline: PipelineSettings) -> dg.AssetCheckResult:
+    out = pipeline.layout.asset_dir("training_mix")
+    limit = preset(pipeline.preset).max_seq_len if pipeline.trainer == "local" else 65_536
+    train = check_lines((out / "train.jsonl").read_bytes().splitlines(), max_tokens=limit)
+    validation = check_lines((out / "validation.jsonl").read_bytes().splitlines(), max_tokens=limit,
+                             min_examples=1)
+    return dg.AssetCheckResult(passed=train.ok and validation.ok, metadata={
+        "train": train.summary(), "validation": validation.summary(), "token_limit": limit,
+        "errors_by_key": dg.MetadataValue.json({"train": train.counts, "validation": validation.counts})})
+
+
+@dg.asset_check(asset=training_mix, blocking=True, additional_deps=[eval_holdout],
+                description="No example in the train or validation file has the content hash of a holdout example.")
+def training_mix_no_leakage(pipeline: PipelineSettings) -> dg.AssetCheckResult:
+    from distill_pipeline.core.mix import MixExample
+
+    layout = pipeline.layout
+    holdout = {r.content_hash for r in read_chat_lines(layout.asset_dir("eval_holdout") / "domain.jsonl")}
+    holdout |= {g.content_hash for g in read_general(layout.asset_dir("eval_holdout") / "general.jsonl")}
+    found = []
+    for name in ("train.jsonl", "validation.jsonl"):
+        rows = read_chat_lines(layout.asset_dir("training_mix") / name)
+        found += [e.id for e in leaks([MixExample("domain", r.intent, r.completion_id, r.content_hash, [])
+                                       for r in rows], holdout)]
+    return dg.AssetCheckResult(passed=not found, metadata={"leaked": len(found),
+                                                          "holdout_hashes": len(holdout)},
+                               description=f"{len(found)} holdout examples found in training files")
+
+
+@dg.asset_check(asset=training_mix, blocking=True,
+                description="The domain/general split matches the configured general share, within one example.")
+def training_mix_ratio(pipeline: PipelineSettings) -> dg.AssetCheckResult:
+    out = pipeline.layout.asset_dir("training_mix")
+    examples = [json.loads(line) for line in _jsonl(out / "examples.jsonl")]
+    share = json.loads((out / "mix_config.json").read_text())["general_share"]
+    general = sum(e["source"] == "general" for e in examples)
+    expected = len(examples) * share
+    ok = bool(examples) and abs(general - expected) <= 1
+    return dg.AssetCheckResult(passed=ok, metadata={"domain": len(examples) - general, "general": general,
+                                                   "expected_general": round(expected, 2)})

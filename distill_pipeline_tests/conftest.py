@@ -1,0 +1,55 @@
+import json
+from collections import Counter
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from distill_pipeline import settings
+from distill_pipeline.defs.resources import OpenAIResource, PipelineSettings
+
+LABELS = settings.DATA_DIR / "sample" / "labels.jsonl"
+
+
+@pytest.fixture(autouse=True)
+def _no_real_openai(monkeypatch):
+    # Tests never reach a real endpoint, whatever the developer's shell has set.
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> PipelineSettings:
+    return PipelineSettings(
+        storage_root=str(tmp_path / "storage"),
+        trace_source="jsonl",
+        traces_dir=str(settings.DEFAULT_TRACES_DIR),
+        task_spec=str(settings.DEFAULT_TASK_SPEC),
+        general_examples=str(settings.DEFAULT_GENERAL_EXAMPLES),
+        trainer="local",
+        preset="tiny",
+    )
+
+
+@pytest.fixture
+def resources(pipeline: PipelineSettings) -> dict:
+    return {"pipeline": pipeline, "openai": OpenAIResource()}
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+def load_labels() -> list[dict]:
+    return [json.loads(line) for line in LABELS.read_text().splitlines() if line.strip()]
+
+
+def expected_counts(partition: str) -> Counter:
+    return Counter(label["kind"] for label in load_labels() if label["partition"] == partition)
+
+
+def pipeline_fields(pipeline: PipelineSettings) -> dict:
+    """The settings as keyword arguments, to build a variant (resources are immutable)."""
+    return {name: getattr(pipeline, name) for name in PipelineSettings.model_fields}
