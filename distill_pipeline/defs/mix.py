@@ -181,7 +181,8 @@ def training_mix(context: dg.AssetExecutionContext, config: MixSettings,
     ids = atomic_write_bytes(out / "examples.jsonl", b"".join(
         json.dumps(m, sort_keys=True).encode() + b"\n" for m in manifest))
     atomic_write_json(out / "mix_config.json", {**cfg.__dict__, "trainer": pipeline.trainer,
-                                                "preset": pipeline.preset})
+                                                "preset": pipeline.preset, "pass_case_partitions": versions,
+                                                "run_id": context.run.run_id})
     settings = preset(pipeline.preset)
     epochs = config.epochs or settings.epochs
     report = check_lines((out / "train.jsonl").read_bytes().splitlines(),

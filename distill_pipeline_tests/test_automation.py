@@ -1,0 +1,85 @@
+from datetime import date
+
+import dagster as dg
+import pytest
+
+from distill_pipeline.core.automation import SensorState, advance, missing_days, retrain_decision
+from distill_pipeline.defs.automation import new_traces_sensor
+
+
+@pytest.fixture
+def sensor_env(monkeypatch):
+    monkeypatch.setenv("DISTILL_RETRAIN_MIN_NEW_PASS_CASES", "1000")
+
+
+def report_pass_cases(instance, day: str, rows: int) -> None:
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization("pass_cases", partition=day, metadata={"dagster/row_count": rows}))
+
+
+def report_mix(instance) -> None:
+    instance.report_runless_asset_event(dg.AssetMaterialization("training_mix"))
+
+
+def tick(instance, cursor=None):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor)
+    return new_traces_sensor(context), context.cursor
+
+
+def test_below_the_threshold_the_sensor_skips_and_says_why(instance, sensor_env):
+    report_pass_cases(instance, "2026-10-01", 600)
+    result, _ = tick(instance)
+    assert isinstance(result, dg.SkipReason)
+    assert "600 new pass cases" in result.skip_message and "waiting for 1000" in result.skip_message
+
+
+def test_above_the_threshold_the_sensor_requests_one_run_with_a_stable_run_key(instance, sensor_env):
+    report_pass_cases(instance, "2026-10-01", 600)
+    _, cursor = tick(instance)
+    report_pass_cases(instance, "2026-10-02", 500)
+    request, cursor = tick(instance, cursor)
+    assert isinstance(request, dg.RunRequest)
+    again, _ = tick(instance, cursor)
+    # the same facts give the same run_key, so Dagster never launches the run twice
+    assert isinstance(again, dg.RunRequest) and again.run_key == request.run_key
+
+
+def test_only_pass_cases_after_the_last_training_mix_count(instance, sensor_env):
+    report_pass_cases(instance, "2026-10-01", 900)
+    report_mix(instance)
+    report_pass_cases(instance, "2026-10-02", 300)
+    result, _ = tick(instance)
+    assert isinstance(result, dg.SkipReason) and "300 new pass cases" in result.skip_message
+
+
+def test_the_sensor_does_not_start_a_second_run_while_one_is_in_progress(instance, sensor_env):
+    report_pass_cases(instance, "2026-10-01", 2000)
+    instance.add_run(dg.DagsterRun(job_name="retrain_job", run_id="r1", status=dg.DagsterRunStatus.STARTED))
+    result, _ = tick(instance)
+    assert isinstance(result, dg.SkipReason) and "still in progress" in result.skip_message
+
+
+def test_the_cursor_means_each_event_is_counted_once(instance, sensor_env):
+    report_pass_cases(instance, "2026-10-01", 400)
+    _, cursor = tick(instance)
+    result, cursor = tick(instance, cursor)
+    assert "400 new pass cases" in result.skip_message
+    assert SensorState.loads(cursor).new_pass_cases == 400
+
+
+def test_a_new_training_mix_resets_the_count():
+    state = advance(SensorState(), mix_storage_id=0, new_events=[(1, 700)])
+    assert advance(state, mix_storage_id=5, new_events=[(6, 10)]).new_pass_cases == 10
+
+
+def test_the_decision_explains_itself():
+    assert retrain_decision(SensorState(new_pass_cases=5), 10, None) == (
+        False, "5 new pass cases since the last training mix; waiting for 10")
+    assert retrain_decision(SensorState(new_pass_cases=50), 10, None)[0]
+
+
+def test_missing_days_lists_the_uncaptured_days_of_the_last_thirty():
+    today = date(2026, 11, 10)
+    captured = {f"2026-11-{d:02d}" for d in range(1, 10)} | {f"2026-10-{d:02d}" for d in range(11, 32)}
+    assert missing_days(captured - {"2026-11-05"}, today) == ["2026-11-05"]
+    assert missing_days(set(), today, first_day=date(2026, 11, 8)) == ["2026-11-08", "2026-11-09"]
