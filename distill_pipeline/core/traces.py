@@ -197,6 +197,8 @@ def parse_record(record: Any) -> TraceRow:
     """Turn one decoded JSON value into a trace row, or raise TraceParseError with the reason."""
     if not isinstance(record, dict):
         raise TraceParseError(f"a line must be a JSON object (got {type(record).__name__})")
+    if isinstance(record.get("capture_error"), str):  # the API source could not fetch part of this completion
+        raise TraceParseError(f"capture error: {record['capture_error']}")
     if "choices" in record or "request_messages" in record:
         return _parse_stored_completion(record)
     if "messages" in record:
