@@ -2,34 +2,23 @@
 
 import dagster as dg
 
-from distill_pipeline.defs import capture, curate, mix
-from distill_pipeline.defs.partitions import daily
+from distill_pipeline.defs import audit, automation, capture, curate, evaluate, mix, train
 from distill_pipeline.defs.resources import OpenAIResource, PipelineSettings
 
-capture_job = dg.define_asset_job(
-    "capture_job",
-    selection=dg.AssetSelection.assets(capture.teacher_traces, curate.trace_evals, curate.pass_cases),
-    partitions_def=daily,
-    description="Capture and curate one day of teacher traces.",
-)
-
-retrain_job = dg.define_asset_job(
-    "retrain_job",
-    selection=dg.AssetSelection.assets(mix.general_examples, mix.eval_holdout, mix.training_mix),
-    description="From the holdout and the training mix through the student, its report, the routing policy "
-    "and the model card.",
-)
-
-# Stored completions expire after 30 days: capture every day, for the day before.
-capture_daily = dg.build_schedule_from_partitioned_job(capture_job, hour_of_day=1, minute_of_hour=15)
+ASSETS = [capture.teacher_traces, curate.trace_evals, curate.pass_cases,
+          mix.general_examples, mix.eval_holdout, mix.training_mix,
+          train.fine_tune_job, train.student_model,
+          evaluate.student_eval_report, evaluate.routing_policy,
+          audit.model_card]
+ASSET_CHECKS = [curate.trace_evals_cover_every_trace, curate.teacher_pass_rate,
+                mix.training_mix_format, mix.training_mix_no_leakage, mix.training_mix_ratio]
 
 defs = dg.Definitions(
-    assets=[capture.teacher_traces, curate.trace_evals, curate.pass_cases,
-            mix.general_examples, mix.eval_holdout, mix.training_mix],
-    asset_checks=[curate.trace_evals_cover_every_trace, curate.teacher_pass_rate,
-                  mix.training_mix_format, mix.training_mix_no_leakage, mix.training_mix_ratio],
-    jobs=[capture_job, retrain_job],
-    schedules=[capture_daily],
+    assets=ASSETS,
+    asset_checks=ASSET_CHECKS,
+    jobs=[automation.capture_job, automation.retrain_job],
+    schedules=[automation.capture_daily, automation.retrain_weekly],
+    sensors=[automation.new_traces_sensor, automation.capture_gap_sensor, automation.run_failure_alert],
     resources={
         "pipeline": PipelineSettings.from_env(),
         "openai": OpenAIResource.from_env(),

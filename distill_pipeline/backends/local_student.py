@@ -1,0 +1,153 @@
+"""The local student: in-process transformers generation with token logprobs (a ChatModel).
+
+Greedy decoding, batched with left padding. The adapter is merged into the base
+weights before generation (faster, same answers up to rounding). With
+adapter_dir=None the same class serves the untrained base model.
+
+Timing, per call in a batch: ttft_ms is the time from the start of the batch
+(tokenization included) to its first generated token, which is what every call
+in the batch waited for its first token when served together; latency_ms is the
+time until that call's own last token. On CPU a batch's prefill is slower than a
+single prompt's, so both are pessimistic against serving one call at a time.
+
+token_logprobs holds one natural-log probability per generated token, the
+end-of-turn token included (so an empty answer still carries its confidence);
+completion_tokens counts the same tokens, and text excludes the end-of-turn token.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from distill_pipeline.backends.local_trainer import load_base, render_chat, resolve_device_dtype
+from distill_pipeline.core.chat import Completion, clamp_logprob
+from distill_pipeline.core.presets import LoraSettings
+
+
+class LocalStudent:
+    """A ChatModel served in-process by transformers: the base model, optionally with a merged LoRA adapter."""
+
+    def __init__(self, base_model_dir: Path, adapter_dir: Path | None, settings: LoraSettings,
+                 name: str | None = None) -> None:
+        import torch
+
+        self.base_model_dir = Path(base_model_dir)
+        self.adapter_dir = Path(adapter_dir) if adapter_dir is not None else None
+        self.settings = settings
+        started = time.perf_counter()
+        self.device, self.dtype = resolve_device_dtype(settings.dtype)
+        self.tokenizer, model = load_base(self.base_model_dir, self.dtype, self.device)
+        self.tokenizer.padding_side = "left"
+        if self.adapter_dir is not None:
+            from peft import PeftModel
+
+            if not (self.adapter_dir / "adapter_config.json").is_file():
+                raise FileNotFoundError(f"{self.adapter_dir} holds no LoRA adapter (no adapter_config.json); pass the "
+                                        "adapter/ directory the trainer wrote")
+            model = PeftModel.from_pretrained(model, str(self.adapter_dir)).merge_and_unload()
+        model.eval()
+        self.model = model
+        self.eos_ids = _eos_ids(self.tokenizer, model)
+        self.name = name or _default_name(self.base_model_dir, self.adapter_dir)
+        self.load_s = time.perf_counter() - started
+        torch.manual_seed(settings.seed)
+
+    def complete(self, messages: list[dict]) -> Completion:
+        return self.complete_batch([messages])[0]
+
+    def complete_batch(self, conversations: list[list[dict]]) -> list[Completion]:
+        """Greedy answers for many requests, eval_batch_size at a time (similar lengths batched together)."""
+        results: list[Completion | None] = [None] * len(conversations)
+        prompts = [render_chat(self.tokenizer, messages, add_generation_prompt=True) for messages in conversations]
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
+        size = self.settings.eval_batch_size
+        for start in range(0, len(order), size):
+            batch = order[start:start + size]
+            for i, completion in zip(batch, self._generate([prompts[i] for i in batch]), strict=True):
+                results[i] = completion
+        return [r for r in results if r is not None]
+
+    def _generate(self, prompts: list[str]) -> list[Completion]:
+        import torch
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        started = time.perf_counter()
+        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        input_ids = encoded["input_ids"].to(self.device)
+        attention_mask = encoded["attention_mask"].to(self.device)
+        recorder = _StepRecorder()
+        config = GenerationConfig(
+            max_new_tokens=self.settings.max_new_tokens, do_sample=False, num_beams=1,
+            eos_token_id=sorted(self.eos_ids), pad_token_id=self.tokenizer.pad_token_id,
+            output_scores=True, return_dict_in_generate=True,
+        )
+        with torch.inference_mode():
+            output = self.model.generate(
+                input_ids=input_ids, attention_mask=attention_mask, generation_config=config,
+                logits_processor=LogitsProcessorList([recorder]),
+            )
+        generated = output.sequences[:, input_ids.shape[1]:].tolist()
+        logprobs = _chosen_logprobs(output.scores, output.sequences[:, input_ids.shape[1]:])
+        completions = []
+        for row, tokens in enumerate(generated):
+            count = len(tokens)
+            for position, token in enumerate(tokens):
+                if token in self.eos_ids:
+                    count = position + 1
+                    break
+            answer = [t for t in tokens[:count] if t not in self.eos_ids]
+            finished = recorder.times[min(count, len(recorder.times)) - 1] if recorder.times else time.perf_counter()
+            completions.append(Completion(
+                text=self.tokenizer.decode(answer, skip_special_tokens=True),
+                token_logprobs=[clamp_logprob(v) for v in logprobs[row][:count]],
+                prompt_tokens=int(attention_mask[row].sum()),
+                completion_tokens=count,
+                ttft_ms=round((recorder.times[0] - started) * 1000, 2) if recorder.times else 0.0,
+                latency_ms=round((finished - started) * 1000, 2),
+                model=self.name,
+            ))
+        return completions
+
+
+class _StepRecorder:
+    """A pass-through logits processor that notes when each new token's scores are ready."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        self.times.append(time.perf_counter())
+        return scores
+
+
+def _chosen_logprobs(scores: tuple[Any, ...], tokens: Any) -> list[list[float]]:
+    """Per row, the log-probability of each generated token under the model's next-token distribution."""
+    import torch
+
+    columns = []
+    for step, step_scores in enumerate(scores):
+        logp = torch.log_softmax(step_scores.float(), dim=-1)
+        columns.append(logp.gather(1, tokens[:, step:step + 1]).squeeze(1))
+    if not columns:
+        return [[] for _ in range(tokens.shape[0])]
+    return torch.stack(columns, dim=1).tolist()
+
+
+def _eos_ids(tokenizer: Any, model: Any) -> set[int]:
+    ids = set()
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    for value in (tokenizer.eos_token_id, configured):
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(int(v) for v in value)
+    return ids
+
+
+def _default_name(base_model_dir: Path, adapter_dir: Path | None) -> str:
+    if adapter_dir is None:
+        return f"local:{base_model_dir.name}"
+    owner = adapter_dir.parent.name if adapter_dir.name == "adapter" else adapter_dir.name
+    return f"local:{base_model_dir.name}+lora:{owner}"

@@ -1,0 +1,135 @@
+"""The evaluation report's charts, as PNG files.
+
+Figures are built with `matplotlib.figure.Figure` and the Agg canvas, never pyplot,
+so no display is needed and no global state is shared between runs. Every
+function writes its file atomically (temp file + rename) and returns its path.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+STUDENT_COLOUR = "#1f77b4"
+TEACHER_COLOUR = "#ff7f0e"
+BASE_COLOUR = "#9e9e9e"
+COST_COLOUR = "#2ca02c"
+
+
+def _save(figure: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(figure)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            figure.savefig(handle, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def plot_scores_by_intent(summary: Mapping[str, Any], path: str | Path) -> Path:
+    """Grouped bars per intent: base, student and teacher task score; rare intents marked with *."""
+    intents: Mapping[str, Mapping[str, Any]] = summary.get("intents") or {}
+    names = list(intents)
+    labels = [name + (" *" if intents[name].get("rare") else "") for name in names]
+    figure = Figure(figsize=(max(6.0, 1.1 * len(names) + 2), 4.2))
+    axes = figure.add_subplot()
+    width = 0.27
+    series = (("base", "base_score", BASE_COLOUR), ("student", "student_score", STUDENT_COLOUR),
+              ("teacher", "teacher_score", TEACHER_COLOUR))
+    for offset, (label, key, colour) in zip((-width, 0.0, width), series, strict=True):
+        values = [float(intents[name].get(key) or 0.0) for name in names]
+        axes.bar([i + offset for i in range(len(names))], values, width, label=label, color=colour)
+    axes.set_xticks(range(len(names)), labels, rotation=30, ha="right")
+    axes.set_ylim(0, 1.2)
+    axes.set_ylabel("task score")
+    axes.set_title("Task score by intent" + ("  (* rare intent)" if any(i.get("rare") for i in intents.values())
+                                             else ""))
+    axes.legend(loc="upper center", ncol=3, fontsize=8)
+    axes.grid(axis="y", alpha=0.3)
+    return _save(figure, path)
+
+
+def plot_routing_sweep(summary: Mapping[str, Any], path: str | Path) -> Path:
+    """Teacher share vs blended score, cost per call on a second axis, the recommended threshold marked."""
+    sweep = sorted(summary.get("sweep") or [], key=lambda row: row["teacher_share"])
+    shares = [100 * row["teacher_share"] for row in sweep]
+    figure = Figure(figsize=(7.0, 4.2))
+    axes = figure.add_subplot()
+    axes.plot(shares, [row["blended_score"] for row in sweep], "o-", color=STUDENT_COLOUR, label="blended score")
+    labels: dict[tuple[float, float], list[str]] = {}  # thresholds that route alike share one point
+    for row, share in zip(sweep, shares, strict=True):
+        labels.setdefault((share, row["blended_score"]), []).append(f"{row['threshold']:g}")
+    for (share, score), names in labels.items():
+        axes.annotate("/".join(names), (share, score), textcoords="offset points", xytext=(4, -11), fontsize=7)
+    teacher = summary.get("teacher_score")
+    if teacher is not None:
+        axes.axhline(teacher, color=TEACHER_COLOUR, linestyle="--", linewidth=1, label="teacher score")
+        tolerance = float(summary.get("tolerance") or 0.0)
+        axes.axhspan(teacher - tolerance, teacher, color=TEACHER_COLOUR, alpha=0.1)
+    threshold = summary.get("recommended_threshold")
+    chosen = [row for row in sweep if threshold is not None and math.isclose(row["threshold"], threshold)]
+    if chosen:
+        axes.plot([100 * chosen[0]["teacher_share"]], [chosen[0]["blended_score"]], marker="*", markersize=16,
+                  color="crimson", linestyle="none", label=f"recommended ({threshold:g})")
+    axes.set_xlabel("calls sent to the teacher (%)")
+    axes.set_ylabel("blended task score")
+    costs = axes.twinx()
+    costs.plot(shares, [row["blended_cost_per_call"] for row in sweep], "s:", color=COST_COLOUR,
+               label="cost per call")
+    costs.set_ylabel("cost per call (USD)", color=COST_COLOUR)
+    handles, names = axes.get_legend_handles_labels()
+    more_handles, more_names = costs.get_legend_handles_labels()
+    axes.legend(handles + more_handles, names + more_names, loc="lower right", fontsize=8)
+    axes.set_title("Routing sweep: minimum-logprob threshold")
+    axes.grid(alpha=0.3)
+    return _save(figure, path)
+
+
+def plot_ttft_distributions(student_ttft_ms: Sequence[float], teacher_ttft_ms: Sequence[float],
+                            path: str | Path) -> Path:
+    """Overlaid histograms of student and teacher time to first token, medians marked."""
+    figure = Figure(figsize=(7.0, 4.0))
+    axes = figure.add_subplot()
+    values = [float(v) for v in (*student_ttft_ms, *teacher_ttft_ms)]
+    top = max(values) if values else 1.0
+    bins = [top * i / 30 for i in range(31)] if top > 0 else 30
+    for label, data, colour in (("student", student_ttft_ms, STUDENT_COLOUR),
+                                ("teacher", teacher_ttft_ms, TEACHER_COLOUR)):
+        data = [float(v) for v in data]
+        if not data:
+            continue
+        axes.hist(data, bins=bins, alpha=0.55, color=colour, label=f"{label} (n={len(data)})")
+        ordered = sorted(data)
+        middle = len(ordered) // 2
+        median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+        axes.axvline(median, color=colour, linestyle="--", linewidth=1)
+        axes.text(median, 0.98, f" p50 {median:,.0f} ms", transform=axes.get_xaxis_transform(), fontsize=8,
+                  color=colour, rotation=90, va="top", ha="right")
+    axes.set_xlabel("time to first token (ms)")
+    axes.set_ylabel("calls")
+    axes.set_title("Time to first token: student vs teacher")
+    axes.legend()
+    return _save(figure, path)
+
+
+def write_report_plots(summary: Mapping[str, Any], student_ttft_ms: Sequence[float],
+                       teacher_ttft_ms: Sequence[float], directory: str | Path) -> dict[str, Path]:
+    """All three charts under `directory`, by name."""
+    directory = Path(directory)
+    return {
+        "scores_by_intent": plot_scores_by_intent(summary, directory / "scores_by_intent.png"),
+        "routing_sweep": plot_routing_sweep(summary, directory / "routing_sweep.png"),
+        "ttft": plot_ttft_distributions(student_ttft_ms, teacher_ttft_ms, directory / "ttft.png"),
+    }

@@ -1,0 +1,66 @@
+"""`distill audit <student-ref-or-trace-id>`: the two questions auditors ask.
+
+- "What trained this model?": give a student reference (adapter path, ft: model id or job id).
+- "Which models did this trace train?": give a trace (completion) id or content hash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from distill_pipeline import settings
+from distill_pipeline.core.audit import render_model_card
+
+
+def load_cards(root: Path) -> list[tuple[dict, Path]]:
+    base = root / "model_card"
+    if not base.exists():
+        return []
+    return [(json.loads(p.read_text()), p.parent) for p in sorted(base.glob("*/model_card.json"))]
+
+
+def audit(ref: str, root: Path) -> tuple[int, str]:
+    cards = load_cards(root)
+    if not cards:
+        return 1, f"no model cards under {root / 'model_card'}: materialize model_card first"
+    for card, folder in cards:
+        if ref in {card["student"], card["job_id"], str(folder), folder.name}:
+            return 0, render_model_card(card) + f"\nTraining trace ids: {folder / 'training_traces.parquet'}\n"
+    hits = []
+    for card, folder in cards:
+        table = pq.read_table(folder / "training_traces.parquet").to_pylist()
+        for row in table:
+            if ref in (row["id"], row["content_hash"]):
+                hits.append((card, row))
+    if not hits:
+        return 1, (f"{ref!r} is neither a student (adapter path, ft: id or job id) nor a trace that trained one; "
+                   f"known students: {', '.join(c['student'] for c, _ in cards)}")
+    lines = [f"Trace {ref} trained {len(hits)} model(s):"]
+    for card, row in hits:
+        gate = "passed" if (card.get("gate") or {}).get("passed") else "failed"
+        lines.append(f"- {card['student']} (job {card['job_id']}, {row['file']} file, intent {row['intent']}, "
+                     f"partition {row['partition'] or '-'}, gate {gate})")
+    return 0, "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="distill", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    audit_cmd = commands.add_parser("audit", help="what trained a model / which models a trace trained")
+    audit_cmd.add_argument("ref", help="a student reference (adapter path, ft: id, job id) or a trace id")
+    audit_cmd.add_argument("--storage-root", default=None, help="default: DISTILL_STORAGE_ROOT")
+    args = parser.parse_args(argv)
+    root = Path(args.storage_root or settings.storage_root())
+    code, text = audit(args.ref, root)
+    (sys.stdout if code == 0 else sys.stderr).write(text)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

