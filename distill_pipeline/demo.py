@@ -50,8 +50,12 @@ def main() -> int:
         print("mix, train, evaluate, route, audit: retrain_job", flush=True)
         result = defs.resolve_job_def("retrain_job").execute_in_process(instance=instance, raise_on_error=False)
         if not result.success:
-            print(f"retrain_job FAILED (see `make ui`, run {result.run_id})")
-            return 1
+            gate = [c for c in result.get_asset_check_evaluations() if c.check_name == "promotion_gate"]
+            if not gate or gate[0].passed:
+                print(f"retrain_job FAILED (see `make ui`, run {result.run_id})")
+                return 1
+            # The pipeline worked; the gate refused the student, so the previous policy stays in force.
+            print(f"promotion gate FAILED: {gate[0].description}; no new routing policy was written")
     print(f"\nDone in {time.monotonic() - started:.0f}s. Headline figures:")
     for asset, keys in [
         ("teacher_traces", ("dagster/row_count", "input_rows", "quarantined_rows", "duplicate_rows")),

@@ -1,0 +1,89 @@
+"""The mix assets on the bundled corpus: determinism, the blocking checks, the contract metadata."""
+
+import dagster as dg
+import pytest
+
+from distill_pipeline.definitions import ASSET_CHECKS, ASSETS
+
+DAYS = ["2026-10-01", "2026-10-02", "2026-10-03", "2026-10-04"]
+MIX = ["general_examples", "eval_holdout", "training_mix"]
+
+
+@pytest.fixture(scope="module")
+def captured(tmp_path_factory):
+    from distill_pipeline import settings
+    from distill_pipeline.defs.resources import OpenAIResource, PipelineSettings
+
+    root = tmp_path_factory.mktemp("mix")
+    pipeline = PipelineSettings(storage_root=str(root / "storage"), traces_dir=str(settings.DEFAULT_TRACES_DIR),
+                                task_spec=str(settings.DEFAULT_TASK_SPEC),
+                                general_examples=str(settings.DEFAULT_GENERAL_EXAMPLES), preset="tiny")
+    resources = {"pipeline": pipeline, "openai": OpenAIResource()}
+    for day in DAYS:
+        assert dg.materialize(ASSETS + ASSET_CHECKS, partition_key=day, resources=resources,
+                              selection=["teacher_traces", "trace_evals", "pass_cases"]).success
+    return pipeline, resources
+
+
+def run_mix(resources, selection=MIX):
+    result = dg.materialize(ASSETS + ASSET_CHECKS, resources=resources, selection=selection, raise_on_error=False)
+    events = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    return result, events, checks
+
+
+def test_two_materializations_of_the_mix_write_the_same_bytes(captured):
+    _, resources = captured
+    _, first, _ = run_mix(resources)
+    _, second, _ = run_mix(resources)
+    for key in ("train_sha256", "validation_sha256", "examples_sha256"):
+        assert first["training_mix"][key].value == second["training_mix"][key].value
+
+
+def test_the_mix_reports_the_contract_keys_and_the_configured_ratio(captured):
+    _, resources = captured
+    result, events, checks = run_mix(resources)
+    metadata = events["training_mix"]
+    domain, general = metadata["domain_examples"].value, metadata["general_examples"].value
+    assert metadata["train_examples"].value + metadata["validation_examples"].value == domain + general
+    assert abs(general - 0.15 * (domain + general)) <= 1
+    assert checks == {"training_mix_format": True, "training_mix_no_leakage": True, "training_mix_ratio": True}
+
+
+def test_the_leakage_check_catches_a_planted_holdout_example(captured):
+    pipeline, resources = captured
+    run_mix(resources)
+    mix_dir = pipeline.layout.asset_dir("training_mix")
+    holdout_line = (pipeline.layout.asset_dir("eval_holdout") / "domain.jsonl").read_bytes().splitlines()[0]
+    train = mix_dir / "train.jsonl"
+    train.write_bytes(train.read_bytes() + holdout_line + b"\n")
+    result = dg.materialize(ASSETS + ASSET_CHECKS, resources=resources, raise_on_error=False,
+                            selection=dg.AssetSelection.checks_for_assets("training_mix"))
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks["training_mix_no_leakage"] is False
+
+
+def test_the_format_check_catches_a_broken_line(captured):
+    pipeline, resources = captured
+    run_mix(resources)
+    train = pipeline.layout.asset_dir("training_mix") / "train.jsonl"
+    train.write_bytes(train.read_bytes() + b'{"messages": [{"role": "user", "content": "no answer"}]}\n')
+    result = dg.materialize(ASSETS + ASSET_CHECKS, resources=resources, raise_on_error=False,
+                            selection=dg.AssetSelection.checks_for_assets("training_mix"))
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks["training_mix_format"] is False
+
+
+def test_too_few_general_examples_fail_with_a_clear_message(captured, tmp_path):
+    from distill_pipeline.defs.resources import PipelineSettings
+    from distill_pipeline_tests.conftest import pipeline_fields
+
+    pipeline, resources = captured
+    few = tmp_path / "general.jsonl"
+    few.write_bytes(b"".join(open(pipeline.general_examples, "rb").readlines()[:25]))
+    starved = PipelineSettings(**{**pipeline_fields(pipeline), "general_examples": str(few)})
+    result = dg.materialize(ASSETS + ASSET_CHECKS, resources={**resources, "pipeline": starved},
+                            selection=MIX, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure and "training_mix" in (e.step_key or ""))
+    assert "general examples" in failure.event_specific_data.error.message
