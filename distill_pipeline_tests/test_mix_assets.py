@@ -87,3 +87,21 @@ def test_too_few_general_examples_fail_with_a_clear_message(captured, tmp_path):
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure and "training_mix" in (e.step_key or ""))
     assert "general examples" in failure.event_specific_data.error.message
+
+
+def test_patient_names_are_redacted_and_do_not_train_traces_never_reach_a_training_file(captured):
+    import json
+
+    from distill_pipeline_tests.conftest import load_labels
+
+    pipeline, resources = captured
+    _, events, _ = run_mix(resources)
+    counts = events["training_mix"]["redaction_counts"].value
+    assert events["training_mix"]["redaction_enabled"].value is True and counts["name"] > 0
+    mix_dir = pipeline.layout.asset_dir("training_mix")
+    text = (mix_dir / "train.jsonl").read_text() + (mix_dir / "validation.jsonl").read_text()
+    assert "[NAME_1]" in text
+    trained = {json.loads(line)["id"] for line in (mix_dir / "examples.jsonl").read_text().splitlines()}
+    excluded = {label["completion_id"] for label in load_labels()
+                if label["kind"] == "do_not_train" and label["partition"] in DAYS}
+    assert excluded and not trained & excluded

@@ -22,6 +22,8 @@ import yaml
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 
+from distill_pipeline.core.redaction import RedactionRules, RedactionSpecError
+
 OUTPUT_TYPES = ("json", "text")
 METRICS = ("field_f1", "exact_match", "judge")
 PASS_RULES = ("all_required", "min_score")
@@ -99,7 +101,7 @@ class TaskSpec:
     rare_intent_share: float = 0.05
     quarantine_max_share: float = 0.05
     min_teacher_pass_rate: float = 0.8
-    redaction: dict[str, Any] | None = None  # kept as written, for the redaction step
+    redaction: dict[str, Any] | None = None  # the checked `redaction:` section as written; see redaction_rules
     source: str = ""  # the file it was loaded from
 
     @property
@@ -113,6 +115,11 @@ class TaskSpec:
     @property
     def enabled_graders(self) -> tuple[GraderSpec, ...]:
         return tuple(g for g in self.graders if g.enabled)
+
+    @property
+    def redaction_rules(self) -> RedactionRules:
+        """What to redact before training data leaves the machine (disabled when the spec has no section)."""
+        return RedactionRules.from_spec(self.redaction)
 
 
 def default_task_spec_path() -> Path:
@@ -134,8 +141,12 @@ def load_task_spec(path: str | Path) -> TaskSpec:
 
 def parse_task_spec(text: str, source: str = "<task spec>") -> TaskSpec:
     """Parse and check a task spec's YAML text; `source` is the file name used in errors."""
-    doc = _Document.parse(text, source)
-    return _SpecReader(doc).read()
+    try:
+        doc = _Document.parse(text, source)
+        return _SpecReader(doc).read()
+    except RecursionError:
+        raise TaskSpecError(source, None, "", "is nested too deeply (or a YAML alias refers to itself); write the "
+                            "spec as plain mappings and lists like data/tasks/healthcare.yaml") from None
 
 
 # ---------------------------------------------------------------------------
@@ -164,16 +175,24 @@ class _Document:
                 context = f" ({err.context} that starts on line {err.context_mark.line + 1})"
             raise TaskSpecError(source, line, "", f"is not valid YAML: {problem}{context}; check the indentation, "
                                 "and quote strings that contain ': ' or start with a special character") from None
+        except yaml.reader.ReaderError as err:  # a character YAML does not allow, such as NUL
+            line = text.count("\n", 0, err.position) + 1 if isinstance(err.position, int) else None
+            character = f"U+{err.character:04X}" if isinstance(err.character, int) else repr(err.character)
+            raise TaskSpecError(source, line, "", f"is not valid YAML: it contains the character {character}, "
+                                "which YAML does not allow; delete it") from None
         except yaml.YAMLError as err:
             raise TaskSpecError(source, None, "", f"is not valid YAML: {err}") from None
         lines: dict[str, int] = {}
         if node is not None:
-            cls._walk(node, "", lines, source)
+            cls._walk(node, "", lines, source, set())
         return cls(source, data, lines)
 
     @classmethod
-    def _walk(cls, node: yaml.Node, path: str, lines: dict[str, int], source: str) -> None:
+    def _walk(cls, node: yaml.Node, path: str, lines: dict[str, int], source: str, walked: set[int]) -> None:
         lines.setdefault(path, node.start_mark.line + 1)
+        if id(node) in walked:  # an alias of a node already walked: once is enough (and aliases can nest)
+            return
+        walked.add(id(node))
         if isinstance(node, yaml.MappingNode):
             seen: set[str] = set()
             for key_node, value_node in node.value:
@@ -184,10 +203,10 @@ class _Document:
                                         "appears twice; keep one (YAML would silently use the last)")
                 seen.add(key)
                 lines[child] = key_node.start_mark.line + 1
-                cls._walk(value_node, child, lines, source)
+                cls._walk(value_node, child, lines, source, walked)
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
-                cls._walk(item, f"{path}[{i}]", lines, source)
+                cls._walk(item, f"{path}[{i}]", lines, source, walked)
 
     def line(self, path: str) -> int | None:
         while True:
@@ -392,9 +411,7 @@ class _SpecReader:
                                  "field_f1 / exact_match")
         intents = self._string_list(data.get("teacher_only_intents", []), "teacher_only_intents")
         self._check_intents(intents, output)
-        redaction = data.get("redaction")
-        if redaction is not None:
-            redaction = self._mapping(redaction, "redaction", "redaction: {patterns: [...]}")
+        redaction = self._redaction(data.get("redaction"))
         return TaskSpec(
             name=self._string(data["name"], "name"),
             description=self._description(data.get("description", "")),
@@ -412,6 +429,17 @@ class _SpecReader:
             redaction=redaction,
             source=self.doc.source,
         )
+
+    def _redaction(self, value: Any) -> dict[str, Any] | None:
+        """The `redaction:` section, checked by the rules it becomes and kept as written."""
+        if value is None:
+            return None
+        mapping = self._mapping(value, "redaction", "redaction: {enabled: true, types: [phone, email, name]}")
+        try:
+            RedactionRules.from_spec(mapping)
+        except RedactionSpecError as err:
+            raise self.doc.error(f"redaction.{err.field}" if err.field else "redaction", err.problem) from None
+        return mapping
 
     def _description(self, value: Any) -> str:
         if value is None:
@@ -460,9 +488,8 @@ class _SpecReader:
         try:
             validator_for(schema).check_schema(schema)
         except SchemaError as err:
-            where = ".".join(str(p) for p in err.absolute_path)
-            raise self.doc.error(f"{path}.{where}" if where else path,
-                                 f"is not a valid JSON schema: {err.message}") from None
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
+            raise self.doc.error(f"{path}{where}", f"is not a valid JSON schema: {err.message}") from None
         return schema
 
     def _graders(self, value: Any, output: OutputSpec) -> tuple[GraderSpec, ...]:

@@ -73,11 +73,10 @@ def model_card(context: dg.AssetExecutionContext, pipeline: PipelineSettings) ->
         event = context.instance.get_latest_materialization_event(dg.AssetKey(asset))
         if event is not None:
             run_ids[asset] = event.run_id
-    task = pipeline.load_task()
     card = build_model_card(student=student, job=job, manifest=manifest, training_examples=examples,
                             pass_case_partitions=partitions, graders=grader_summary(eval_rows), holdout=holdout,
                             report=report, code_version=code_version(), run_ids=run_ids,
-                            redaction=task.redaction)
+                            redaction=mix.get("redaction"))
     out = layout.asset_dir("model_card") / job["job_id"]
     traces = write_records(out / "training_traces.parquet",
                            [{**{k: e[k] for k in ("file", "source", "id", "intent", "content_hash")},

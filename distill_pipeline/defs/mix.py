@@ -9,8 +9,18 @@ import dagster as dg
 from distill_pipeline.backends.storage import atomic_write_bytes, atomic_write_json, sha256_file
 from distill_pipeline.core.finetune_format import check_lines, estimate_training_cost
 from distill_pipeline.core.general import GeneralExample, load_general_examples, parse_general_example
-from distill_pipeline.core.mix import MixConfig, MixError, build_mix, leaks, mix_sizes, split_holdout, to_jsonl
+from distill_pipeline.core.mix import (
+    MixConfig,
+    MixError,
+    MixExample,
+    build_mix,
+    leaks,
+    mix_sizes,
+    split_holdout,
+    to_jsonl,
+)
 from distill_pipeline.core.presets import preset
+from distill_pipeline.core.redaction import RedactionReport, redact_example
 from distill_pipeline.core.traces import TraceRow, parse_line
 from distill_pipeline.defs.resources import PipelineSettings
 
@@ -152,9 +162,10 @@ def mix_config(config: MixSettings, pipeline: PipelineSettings) -> MixConfig:
     deps=["pass_cases", eval_holdout, general_examples],
     kinds={"jsonl"},
     group_name="train",
-    code_version="1",
+    code_version="2",
     description="Train and validation files in the OpenAI chat fine-tuning format: 85% domain pass cases "
-    "(stratified by intent), 15% general examples, none of them held out. Same inputs, same bytes.",
+    "(stratified by intent), 15% general examples, none of them held out, patient data redacted. Same inputs, "
+    "same bytes.",
 )
 def training_mix(context: dg.AssetExecutionContext, config: MixSettings,
                  pipeline: PipelineSettings) -> dg.MaterializeResult:
@@ -171,8 +182,12 @@ def training_mix(context: dg.AssetExecutionContext, config: MixSettings,
     except MixError as err:
         raise dg.Failure(str(err)) from None
     out = layout.asset_dir("training_mix")
-    train = atomic_write_bytes(out / "train.jsonl", to_jsonl(mix.train))
-    validation = atomic_write_bytes(out / "validation.jsonl", to_jsonl(mix.validation))
+    # Patient data is redacted before anything is written for training (and may leave the machine).
+    redaction = RedactionReport(pipeline.load_task().redaction_rules)
+    train_examples = [redact_example(e, redaction.rules, redaction) for e in mix.train]
+    validation_examples = [redact_example(e, redaction.rules, redaction) for e in mix.validation]
+    train = atomic_write_bytes(out / "train.jsonl", to_jsonl(train_examples))
+    validation = atomic_write_bytes(out / "validation.jsonl", to_jsonl(validation_examples))
     # The ids of everything trained on, for the model card and `distill audit`.
     manifest = [{"file": "train", "source": e.source, "id": e.id, "intent": e.intent,
                  "content_hash": e.content_hash} for e in mix.train]
@@ -182,7 +197,7 @@ def training_mix(context: dg.AssetExecutionContext, config: MixSettings,
         json.dumps(m, sort_keys=True).encode() + b"\n" for m in manifest))
     atomic_write_json(out / "mix_config.json", {**cfg.__dict__, "trainer": pipeline.trainer,
                                                 "preset": pipeline.preset, "pass_case_partitions": versions,
-                                                "run_id": context.run.run_id})
+                                                "redaction": redaction.card(), "run_id": context.run.run_id})
     settings = preset(pipeline.preset)
     epochs = config.epochs or settings.epochs
     report = check_lines((out / "train.jsonl").read_bytes().splitlines(),
@@ -209,6 +224,8 @@ def training_mix(context: dg.AssetExecutionContext, config: MixSettings,
             "train_tokens": dg.MetadataValue.json(report.token_stats()),
             "estimated_training_cost": dg.MetadataValue.json(cost),
             "pass_case_partitions": dg.MetadataValue.json(versions),
+            **{k: (dg.MetadataValue.json(v) if isinstance(v, dict) else v)
+               for k, v in redaction.metadata().items()},
             "planned_sizes": dg.MetadataValue.json(dict(zip(("domain", "general"), mix_sizes(
                 mix.domain_available, cfg.general_share, cfg.max_examples), strict=True))),
         },
@@ -233,17 +250,19 @@ def training_mix_format(pipeline: PipelineSettings) -> dg.AssetCheckResult:
 @dg.asset_check(asset=training_mix, blocking=True, additional_deps=[eval_holdout],
                 description="No example in the train or validation file has the content hash of a holdout example.")
 def training_mix_no_leakage(pipeline: PipelineSettings) -> dg.AssetCheckResult:
-    from distill_pipeline.core.mix import MixExample
-
     layout = pipeline.layout
     holdout = {r.content_hash for r in read_chat_lines(layout.asset_dir("eval_holdout") / "domain.jsonl")}
     holdout |= {g.content_hash for g in read_general(layout.asset_dir("eval_holdout") / "general.jsonl")}
-    found = []
+    out = layout.asset_dir("training_mix")
+    # The files are redacted, so compare the original content hashes recorded beside them, and the files'
+    # own content too (a line planted in a file after the mix was written has no manifest entry).
+    examples = [MixExample(e["source"], e["intent"], e["id"], e["content_hash"], [])
+                for e in (json.loads(line) for line in _jsonl(out / "examples.jsonl"))]
     for name in ("train.jsonl", "validation.jsonl"):
-        rows = read_chat_lines(layout.asset_dir("training_mix") / name)
-        found += [e.id for e in leaks([MixExample("domain", r.intent, r.completion_id, r.content_hash, [])
-                                       for r in rows], holdout)]
-    return dg.AssetCheckResult(passed=not found, metadata={"leaked": len(found),
+        examples += [MixExample("domain", r.intent, r.completion_id, r.content_hash, [])
+                     for r in read_chat_lines(out / name)]
+    found = sorted({e.id for e in leaks(examples, holdout)})
+    return dg.AssetCheckResult(passed=not found, metadata={"leaked": len(found), "leaked_ids": found[:20],
                                                           "holdout_hashes": len(holdout)},
                                description=f"{len(found)} holdout examples found in training files")
 

@@ -1,0 +1,399 @@
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from distill_pipeline import settings
+from distill_pipeline.core.mix import MixExample
+from distill_pipeline.core.redaction import (
+    PHI_TYPES,
+    RedactionReport,
+    RedactionRules,
+    RedactionSpecError,
+    find_phi,
+    redact_example,
+    redact_messages,
+)
+from distill_pipeline.core.taskspec import TaskSpecError, default_task_spec_path, load_task_spec
+from distill_pipeline.core.traces import TraceParseError, parse_line
+from distill_pipeline_tests.phi_cases import CASES, DISTRACTORS, PhiCase, all_cases, parse_case
+
+FIRST_DAY = settings.DEFAULT_TRACES_DIR / "2026-10-01.jsonl"
+PLACEHOLDER = re.compile(r"\[(PHONE|EMAIL|SSN|MRN|DOB|ADDRESS|NAME)_\d+\]")
+
+MINIMAL = """\
+name: tiny
+output:
+  type: json
+  schema:
+    type: object
+    properties:
+      intent: {type: string, enum: [greet, bye]}
+graders:
+  - name: schema
+    type: json_schema
+metric: field_f1
+teacher_model: big-model
+prices:
+  big-model: {input: 2.5, output: 10}
+  student: {input: 0.02, output: 0.04}
+"""
+
+
+def bundled_rules() -> RedactionRules:
+    return load_task_spec(default_task_spec_path()).redaction_rules
+
+
+def trace(transcript: str, answer: dict | str) -> list[dict]:
+    content = answer if isinstance(answer, str) else json.dumps(answer, separators=(",", ":"))
+    return [{"role": "system", "content": "Summarise this clinic call."},
+            {"role": "user", "content": "Transcript:\n" + transcript},
+            {"role": "assistant", "content": content}]
+
+
+def first_day_rows():
+    rows = []
+    for line in FIRST_DAY.read_bytes().splitlines():
+        if line.strip():
+            try:
+                rows.append(parse_line(line))
+            except TraceParseError:
+                continue
+    return rows
+
+
+def spec_error(tmp_path: Path, redaction_yaml: str) -> TaskSpecError:
+    path = tmp_path / "task.yaml"
+    path.write_text(MINIMAL + redaction_yaml, encoding="utf-8")
+    with pytest.raises(TaskSpecError) as caught:
+        load_task_spec(path)
+    return caught.value
+
+
+# --- the labelled set: recall and precision per type ------------------------------------------------
+
+
+def score(cases: list[PhiCase], rules: RedactionRules) -> dict[str, dict[str, float]]:
+    tp, fp, fn = Counter(), Counter(), Counter()
+    for case in cases:
+        found = {(s.start, s.end, s.type) for s in find_phi(case.text, rules)}
+        tp.update(kind for *_, kind in found & case.spans)
+        fp.update(kind for *_, kind in found - case.spans)
+        fn.update(kind for *_, kind in case.spans - found)
+    return {kind: {"expected": tp[kind] + fn[kind], "found": tp[kind] + fp[kind], "tp": tp[kind],
+                   "recall": tp[kind] / (tp[kind] + fn[kind]) if tp[kind] + fn[kind] else 1.0,
+                   "precision": tp[kind] / (tp[kind] + fp[kind]) if tp[kind] + fp[kind] else 1.0}
+            for kind in PHI_TYPES}
+
+
+@pytest.fixture(scope="module")
+def scores() -> dict[str, dict[str, float]]:
+    result = score(all_cases(), bundled_rules())
+    print("\nredaction on the labelled PHI set (bundled healthcare rules)")
+    print(f"{'type':<8} {'expected':>8} {'found':>6} {'correct':>7} {'recall':>7} {'precision':>9}")
+    for kind, row in result.items():
+        print(f"{kind:<8} {row['expected']:>8} {row['found']:>6} {row['tp']:>7} {row['recall']:>7.3f} "
+              f"{row['precision']:>9.3f}")
+    return result
+
+
+def test_the_labelled_set_has_at_least_15_cases_per_type_and_distractors():
+    assert all(len(CASES[kind]) >= 15 for kind in PHI_TYPES)
+    assert len(DISTRACTORS) >= 30
+    assert all(not parse_case(text).spans for text in DISTRACTORS)
+
+
+@pytest.mark.parametrize("kind", PHI_TYPES)
+def test_recall_on_the_labelled_set_is_at_least_95_percent(scores, kind):
+    assert scores[kind]["recall"] >= 0.95
+
+
+@pytest.mark.parametrize("kind", PHI_TYPES)
+def test_precision_on_the_labelled_set_is_at_least_95_percent(scores, kind):
+    assert scores[kind]["precision"] >= 0.95
+
+
+def test_no_distractor_is_redacted():
+    rules = bundled_rules()
+    changed = [text for text in DISTRACTORS if find_phi(text, rules)]
+    assert changed == []
+
+
+def test_a_span_marked_in_a_case_is_found_at_its_exact_offsets():
+    case = parse_case("Caller: My cell is <<phone:415-555-0198>>.")
+    assert case.text == "Caller: My cell is 415-555-0198."
+    assert case.spans == {(19, 31, "phone")}
+
+
+# --- placeholders ------------------------------------------------------------------------------------
+
+
+def test_the_same_value_gets_the_same_placeholder_in_request_and_answer():
+    messages = trace("Caller: Hi, this is Maya Rivera. Call me on 415-555-0198.\nAgent: Noted, 415-555-0198.",
+                     {"soap": {"subjective": "Maya Rivera asks for a call on 415-555-0198"}})
+    redacted, _ = redact_messages(messages, bundled_rules())
+    assert redacted[1]["content"] == ("Transcript:\nCaller: Hi, this is [NAME_1]. Call me on [PHONE_1].\n"
+                                      "Agent: Noted, [PHONE_1].")
+    assert json.loads(redacted[2]["content"])["soap"]["subjective"] == "[NAME_1] asks for a call on [PHONE_1]"
+
+
+def test_placeholders_are_numbered_per_type_in_order_of_first_appearance():
+    messages = trace("Caller: My cell is 415-555-0198, my wife's is 415-555-0177. My email is a.b@example.com.",
+                     "{}")
+    redacted, _ = redact_messages(messages, bundled_rules())
+    assert PLACEHOLDER.findall(redacted[1]["content"]) == ["PHONE", "PHONE", "EMAIL"]
+    assert "[PHONE_1]" in redacted[1]["content"] and "[PHONE_2]" in redacted[1]["content"]
+    assert "[EMAIL_1]" in redacted[1]["content"]
+
+
+def test_a_phone_number_written_two_ways_gets_one_placeholder():
+    messages = trace("Caller: My cell is (415) 555-0198.\nAgent: So 415-555-0198?", "{}")
+    redacted, _ = redact_messages(messages, bundled_rules())
+    assert redacted[1]["content"].count("[PHONE_1]") == 2
+
+
+def test_a_first_name_alone_gets_the_full_names_placeholder():
+    messages = trace("Caller: Hi, this is Yusuf Aziz.\nAgent: Thanks, Yusuf. How can I help?", "{}")
+    redacted, _ = redact_messages(messages, bundled_rules())
+    assert redacted[1]["content"].endswith("this is [NAME_1].\nAgent: Thanks, [NAME_1]. How can I help?")
+
+
+def test_numbering_starts_again_in_each_trace():
+    rules = bundled_rules()
+    first, _ = redact_messages(trace("Caller: Hi, this is Maya Rivera.", "{}"), rules)
+    second, _ = redact_messages(trace("Caller: Hi, this is Tomas Novak.", "{}"), rules)
+    assert "[NAME_1]" in first[1]["content"] and "[NAME_1]" in second[1]["content"]
+
+
+def test_clinicians_times_icd10_codes_and_follow_up_dates_survive_next_to_phi():
+    transcript = ("Caller: Hi, this is Maya Rivera. My asthma is worse.\n"
+                  "Agent: Can you confirm your date of birth, please?\nCaller: Sure, it's 1998-09-02.\n"
+                  "Agent: Dr. Okafor can see you on 2026-10-18 at 14:00.")
+    redacted, _ = redact_messages(trace(transcript, "{}"), bundled_rules())
+    assert redacted[1]["content"].endswith("it's [DOB_1].\nAgent: Dr. Okafor can see you on 2026-10-18 at 14:00.")
+
+
+def test_a_kept_answer_field_is_never_redacted_even_where_it_looks_like_phi():
+    rules = RedactionRules(keep_fields=("follow_up.date",))
+    messages = trace("Agent: What date of birth should I note?\nCaller: 2026-10-18.",
+                     {"follow_up": {"date": "2026-10-18"}})
+    redacted, counts = redact_messages(messages, rules)
+    assert redacted == messages
+    assert counts["dob"] == 0
+
+
+def test_content_parts_and_tool_call_arguments_are_redacted_too():
+    messages = [{"role": "user", "content": [{"type": "text", "text": "My email is maya@example.com."}]},
+                {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {
+                    "name": "update_contact", "arguments": json.dumps({"email": "maya@example.com"})}}]}]
+    redacted, counts = redact_messages(messages, RedactionRules())
+    assert redacted[0]["content"][0]["text"] == "My email is [EMAIL_1]."
+    assert json.loads(redacted[1]["tool_calls"][0]["function"]["arguments"]) == {"email": "[EMAIL_1]"}
+    assert counts["email"] == 2
+
+
+def test_redaction_never_changes_the_input_messages():
+    messages = trace("Caller: Hi, this is Maya Rivera.", "{}")
+    before = json.dumps(messages)
+    redact_messages(messages, bundled_rules())
+    assert json.dumps(messages) == before
+
+
+# --- on and off, counts ------------------------------------------------------------------------------
+
+
+def test_redaction_disabled_leaves_the_messages_unchanged():
+    messages = trace("Caller: Hi, this is Maya Rivera. My SSN is 123-45-6789.", "{}")
+    redacted, counts = redact_messages(messages, RedactionRules(enabled=False))
+    assert redacted == messages
+    assert counts == {}
+
+
+def test_a_spec_without_a_redaction_section_disables_redaction():
+    assert RedactionRules.from_spec(None).enabled is False
+    assert load_task_spec_text(MINIMAL).redaction_rules.enabled is False
+
+
+def test_a_type_left_out_of_the_rules_is_not_redacted():
+    rules = RedactionRules.from_spec({"types": ["phone"]})
+    redacted, counts = redact_messages(trace("Caller: My SSN is 123-45-6789, cell 415-555-0198.", "{}"), rules)
+    assert redacted[1]["content"].endswith("My SSN is 123-45-6789, cell [PHONE_1].")
+    assert counts == {"phone": 1}
+
+
+def test_counts_add_up_to_the_placeholders_written():
+    transcript = ("Caller: Hi, this is Maya Rivera, MRN 00482913, 42 Oak Street.\n"
+                  "Agent: Thanks, Maya. Date of birth?\nCaller: 1980-05-17. Email maya@example.com, SSN 123-45-6789.")
+    redacted, counts = redact_messages(trace(transcript, {"soap": {"subjective": "Maya Rivera called"}}),
+                                       bundled_rules())
+    written = Counter(kind.lower() for m in redacted for kind in PLACEHOLDER.findall(m["content"]))
+    assert {k: v for k, v in counts.items() if v} == dict(written)
+    assert counts == {"phone": 0, "email": 1, "ssn": 1, "mrn": 1, "dob": 1, "address": 1, "name": 3}
+
+
+def test_a_report_sums_counts_over_traces():
+    report = RedactionReport(bundled_rules())
+    report.add({"name": 1, "dob": 1})
+    report.add({"name": 2})
+    report.add({"name": 0})
+    assert report.examples == 3
+    assert report.redacted_examples == 2
+    assert report.counts["name"] == 3 and report.counts["dob"] == 1 and report.counts["phone"] == 0
+    assert report.total == 4
+    assert report.metadata()["redaction_counts"] == report.counts
+
+
+def test_redact_example_keeps_a_mix_examples_id_and_content_hash_and_reports_its_counts():
+    example = MixExample("domain", "refill", "chatcmpl-1", "abc123", trace("Caller: Hi, this is Maya Rivera.", "{}"))
+    report = RedactionReport(bundled_rules())
+    redacted = redact_example(example, bundled_rules(), report)
+    assert (redacted.id, redacted.content_hash, redacted.source) == ("chatcmpl-1", "abc123", "domain")
+    assert redacted.messages[1]["content"].endswith("this is [NAME_1].")
+    assert report.counts["name"] == 1
+
+
+def test_redact_example_accepts_a_chat_example_dict():
+    example = {"id": "gen-1", "messages": trace("Caller: My cell is 415-555-0198.", "{}")}
+    redacted = redact_example(example, bundled_rules())
+    assert redacted["id"] == "gen-1"
+    assert redacted["messages"][1]["content"].endswith("My cell is [PHONE_1].")
+
+
+# --- the bundled corpus --------------------------------------------------------------------------------
+
+
+def test_follow_up_fields_of_the_bundled_answers_survive_redaction():
+    rules = bundled_rules()
+    checked = 0
+    for row in first_day_rows():
+        try:
+            before = json.loads(row.answer_text)
+        except ValueError:
+            continue
+        redacted, _ = redact_messages(row.chat_example()["messages"], rules)
+        after = json.loads(redacted[-1]["content"])
+        assert after.get("follow_up") == before.get("follow_up")
+        request = "\n".join(m["content"] for m in redacted[:-1])
+        for value in (before.get("follow_up") or {}).values():  # grounded before, still grounded after
+            if isinstance(value, str) and value in row.request_text:
+                assert value in request
+        checked += 1
+    assert checked >= 40
+
+
+def test_every_caller_name_and_stated_birth_date_of_the_first_day_is_redacted():
+    rules = bundled_rules()
+    report = RedactionReport(rules)
+    stated_births = 0
+    for row in first_day_rows():
+        redacted, counts = redact_messages(row.chat_example()["messages"], rules)
+        report.add(counts)
+        assert counts["name"] == 1, redacted[1]["content"]
+        stated_births += row.request_text.count("date of birth")
+    assert report.counts == {"phone": 0, "email": 0, "ssn": 0, "mrn": 0, "dob": stated_births, "address": 0,
+                             "name": report.examples}
+    print(f"\n{FIRST_DAY.name}: {report.examples} traces, counts {report.counts}")
+
+
+def test_only_placeholders_change_in_a_bundled_trace():
+    rules = bundled_rules()
+    for row in first_day_rows()[:20]:
+        original = row.chat_example()["messages"]
+        redacted, _ = redact_messages(original, rules)
+        for before, after in zip(original, redacted, strict=True):
+            literal = PLACEHOLDER.split(after["content"])[::2]  # the text between placeholders
+            assert re.fullmatch(".+?".join(re.escape(piece) for piece in literal), before["content"], re.DOTALL)
+
+
+# --- the rules and the task spec ------------------------------------------------------------------------
+
+
+def load_task_spec_text(text: str):
+    from distill_pipeline.core.taskspec import parse_task_spec
+
+    return parse_task_spec(text, "inline.yaml")
+
+
+def test_the_bundled_spec_enables_every_type_with_its_name_patterns_and_kept_follow_up_fields():
+    rules = bundled_rules()
+    assert rules.enabled
+    assert rules.types == PHI_TYPES
+    assert len(rules.name_patterns) == 2
+    assert rules.keep_fields == ("follow_up.date", "follow_up.time", "follow_up.clinician")
+
+
+def test_the_rules_go_to_the_model_card_as_a_plain_dict():
+    card = bundled_rules().to_dict()
+    assert card["enabled"] is True
+    assert card["types"] == list(PHI_TYPES)
+    assert len(card["patterns"]["name"]) == 2
+    assert card["detectors_version"]
+    assert json.loads(json.dumps(card)) == card
+
+
+def test_rules_from_equal_specs_are_equal_whatever_the_order_of_types():
+    assert RedactionRules.from_spec({"types": ["name", "phone"]}) == RedactionRules.from_spec(
+        {"types": ["phone", "name"]})
+
+
+def test_a_list_of_patterns_is_shorthand_for_name_patterns():
+    rules = RedactionRules.from_spec({"patterns": ["call me ([A-Z][a-z]+)"]})
+    assert rules.name_patterns == ("call me ([A-Z][a-z]+)",)
+    assert [s.text for s in find_phi("Hi, call me Ayla.", rules)] == ["Ayla"]
+
+
+def test_a_pattern_for_another_type_finds_that_type():
+    rules = RedactionRules.from_spec({"patterns": {"mrn": [r"\bNHS (\d{3} \d{3} \d{4})"]}})
+    assert [(s.type, s.text) for s in find_phi("My NHS 943 476 5919 number.", rules)] == [("mrn", "943 476 5919")]
+
+
+def test_a_pattern_that_matches_nothing_but_the_empty_string_is_rejected():
+    with pytest.raises(RedactionSpecError, match=r"patterns\[0\] matches the empty string"):
+        RedactionRules.from_spec({"patterns": ["(x*)"]})
+
+
+def test_an_unknown_redaction_key_names_its_line_and_the_likely_key(tmp_path):
+    err = spec_error(tmp_path, "redaction:\n  enabled: true\n  keep_feilds: [follow_up.date]\n")
+    assert err.line == 18
+    assert err.field == "redaction.keep_feilds"
+    assert "redaction.keep_feilds is not a known redaction key; did you mean 'keep_fields'?" in str(err)
+
+
+def test_a_bad_name_regex_names_its_line_field_and_the_regex_error(tmp_path):
+    err = spec_error(tmp_path, "redaction:\n  patterns:\n    name:\n      - 'my name is ([A-Z]'\n")
+    assert err.line == 19
+    assert err.field == "redaction.patterns.name[0]"
+    assert "redaction.patterns.name[0] is not a valid regular expression (missing ), unterminated subpattern" \
+        in str(err)
+
+
+def test_an_unknown_phi_type_gets_a_suggestion(tmp_path):
+    err = spec_error(tmp_path, "redaction:\n  types: [phone, emial]\n")
+    assert err.line == 17
+    assert "redaction.types[1] 'emial' is not a PHI type; did you mean 'email'?" in str(err)
+
+
+def test_patterns_for_a_type_that_is_not_enabled_are_an_error(tmp_path):
+    err = spec_error(tmp_path, "redaction:\n  types: [phone]\n  patterns:\n    name: ['I am ([A-Z][a-z]+)']\n")
+    assert err.line == 19
+    assert "redaction.patterns.name is given but 'name' is not in types" in str(err)
+
+
+def test_enabled_must_be_true_or_false(tmp_path):
+    err = spec_error(tmp_path, "redaction:\n  enabled: sometimes\n")
+    assert err.line == 17
+    assert "redaction.enabled must be true or false (got 'sometimes')" in str(err)
+
+
+def test_a_kept_field_must_be_a_dotted_path(tmp_path):
+    err = spec_error(tmp_path, "redaction:\n  keep_fields: ['follow_up..date']\n")
+    assert err.line == 17
+    assert "redaction.keep_fields[0] 'follow_up..date' must be a dotted answer path" in str(err)
+
+
+def test_a_redaction_section_that_is_not_a_mapping_says_how_to_write_it(tmp_path):
+    err = spec_error(tmp_path, "redaction: true\n")
+    assert err.line == 16
+    assert "redaction must be a mapping (got true/false); write it like: redaction: {enabled: true" in str(err)
