@@ -6,9 +6,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+TEST_STAMP := $(VENV)/.test-deps-$(shell sha256sum pyproject.toml | cut -c1-12)
+# Debian packages for the postgres and ui tests; without them those tests skip and say why.
+TEST_APT_PACKAGES := postgresql chromium chromium-driver
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup demo test test-slow lint ui clean
+.PHONY: setup demo test test-deps test-slow lint ui clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +30,26 @@ setup: $(STAMP)
 demo: setup
 	$(PY) -m distill_pipeline.demo
 
-test: setup
+# What the tests need beyond `setup`: dagster-postgres, dagster-k8s/-aws (config checks) and selenium in the venv,
+# and a PostgreSQL server, chromium and chromedriver from Debian (installed once, as root, as CI runs).
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[postgres,k8s,ui-tests]'
+	rm -f $(VENV)/.test-deps-*
+	touch $@
+
+test-deps: setup $(TEST_STAMP)
+	@if { command -v pg_ctl || ls /usr/lib/postgresql/*/bin/pg_ctl; } >/dev/null 2>&1 \
+	    && command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+	  :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing $(TEST_APT_PACKAGES) from Debian for the postgres and ui tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(TEST_APT_PACKAGES) >/dev/null; \
+	else \
+	  echo "note: $(TEST_APT_PACKAGES) are not all installed and this is not root with apt-get:" \
+	       "the postgres and ui tests will be skipped"; \
+	fi
+
+test: test-deps
 	$(PY) -m pytest -q
 
 test-slow: setup
