@@ -25,6 +25,10 @@ def _headline(instance: dg.DagsterInstance, asset: str, keys: tuple[str, ...]) -
     return f"{asset}: " + ", ".join(parts)
 
 
+# The console shows progress (INFO and up); every event, DEBUG included, is still stored for the UI.
+QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
 def main() -> int:
     from distill_pipeline.definitions import defs
 
@@ -40,7 +44,8 @@ def main() -> int:
     capture_job = defs.resolve_job_def("capture_job")
     print(f"capture + curate: {len(days)} daily partitions, {days[0]} .. {days[-1]}", flush=True)
     for i, day in enumerate(days, start=1):
-        result = capture_job.execute_in_process(partition_key=day, instance=instance, raise_on_error=False)
+        result = capture_job.execute_in_process(partition_key=day, instance=instance, raise_on_error=False,
+                                               run_config=QUIET)
         if not result.success:
             print(f"  {day}: FAILED (see `make ui`, run {result.run_id})")
             return 1
@@ -48,7 +53,8 @@ def main() -> int:
     names = {job.name for job in defs.resolve_all_job_defs()}
     if "retrain_job" in names:
         print("mix, train, evaluate, route, audit: retrain_job", flush=True)
-        result = defs.resolve_job_def("retrain_job").execute_in_process(instance=instance, raise_on_error=False)
+        result = defs.resolve_job_def("retrain_job").execute_in_process(instance=instance, raise_on_error=False,
+                                                                        run_config=QUIET)
         if not result.success:
             gate = [c for c in result.get_asset_check_evaluations() if c.check_name == "promotion_gate"]
             if not gate or gate[0].passed:

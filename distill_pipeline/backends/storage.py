@@ -7,11 +7,14 @@ place, so a killed run never leaves a partial file where a reader can see it.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +78,27 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Written:
     return Written(str(path), hashlib.sha256(data).hexdigest(), len(data))
 
 
+def atomic_write_chunks(path: str | Path, chunks: Iterable[bytes]) -> Written:
+    """atomic_write_bytes(path, b"".join(chunks)) without ever holding the whole content in memory."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    digest, size = hashlib.sha256(), 0
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Written(str(path), digest.hexdigest(), size)
+
+
 def atomic_write_json(path: str | Path, value: Any) -> Written:
     text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
     return atomic_write_bytes(path, text.encode("utf-8"))
@@ -97,8 +121,36 @@ def atomic_write_table(path: str | Path, table: pa.Table) -> Written:
     return Written(str(path), sha256_file(path), path.stat().st_size)
 
 
+def _table(records: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """What `pa.Table.from_pylist(records, schema=schema)` gives, built a column at a time (several times faster)."""
+    return pa.Table.from_pydict({name: [r.get(name) for r in records] for name in schema.names}, schema=schema)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECONDS = {"s": 1_000_000, "ms": 1_000, "us": 1}
+
+
+def _column_values(column: pa.ChunkedArray) -> list[Any]:
+    """`column.to_pylist()`, with UTC timestamps converted without pyarrow's per-value time zone lookup."""
+    kind = column.type
+    if pa.types.is_timestamp(kind) and kind.tz == "UTC" and kind.unit in _MICROSECONDS:
+        scale = _MICROSECONDS[kind.unit]
+        return [None if v is None else _EPOCH + timedelta(microseconds=v * scale)
+                for v in column.cast(pa.int64()).to_pylist()]
+    return column.to_pylist()
+
+
+def _pylist(table: pa.Table) -> list[dict[str, Any]]:
+    """The rows of a table as dicts (`table.to_pylist()`), converted a column at a time."""
+    if not table.num_columns:
+        return [{} for _ in range(table.num_rows)]
+    columns = [_column_values(table.column(i)) for i in range(table.num_columns)]
+    names = table.column_names
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
 def traces_table(rows: Iterable[TraceRow]) -> pa.Table:
-    return pa.Table.from_pylist([trace_to_record(r) for r in rows], schema=TRACE_SCHEMA)
+    return _table([trace_to_record(r) for r in rows], TRACE_SCHEMA)
 
 
 def rejected_table(quarantined: Iterable[Rejected], duplicates: Iterable[Rejected]) -> pa.Table:
@@ -127,12 +179,36 @@ class StorageLayout:
     def write_traces(self, asset: str, partition: str, rows: Iterable[TraceRow]) -> Written:
         return atomic_write_table(self.traces_path(asset, partition), traces_table(rows))
 
-    def read_traces(self, asset: str, partition: str) -> list[TraceRow]:
+    def _existing_traces_path(self, asset: str, partition: str) -> Path:
         path = self.traces_path(asset, partition)
         if not path.exists():
             raise FileNotFoundError(
                 f"{asset} has no data for partition {partition} under {self.root}: materialize it first")
-        return [trace_from_record(r) for r in pq.read_table(path).to_pylist()]
+        return path
+
+    def read_traces(self, asset: str, partition: str) -> list[TraceRow]:
+        path = self._existing_traces_path(asset, partition)
+        return [trace_from_record(r) for r in _pylist(pq.read_table(path))]
+
+    def read_trace_columns(self, asset: str, partition: str, columns: Sequence[str]) -> dict[str, list[Any]]:
+        """Some columns of a trace table (e.g. ids, hashes, intents) without reading the messages."""
+        table = pq.read_table(self._existing_traces_path(asset, partition), columns=list(columns))
+        return {name: _column_values(table.column(name)) for name in columns}
+
+    def iter_traces_matching(self, asset: str, partition: str, content_hashes: Container[str],
+                             batch_size: int = 2048) -> Iterator[tuple[int, TraceRow]]:
+        """(row position, row) for the rows whose content hash is in `content_hashes`, in file order, read a
+        batch at a time: only the matching rows ever become TraceRows."""
+        handle = pq.ParquetFile(self._existing_traces_path(asset, partition))
+        position = 0
+        for batch in handle.iter_batches(batch_size=batch_size):
+            hashes = batch.column(batch.schema.get_field_index("content_hash")).to_pylist()
+            picked = [i for i, digest in enumerate(hashes) if digest in content_hashes]
+            if picked:
+                records = _pylist(pa.Table.from_batches([batch]).take(picked))
+                for i, record in zip(picked, records, strict=True):
+                    yield position + i, trace_from_record(record)
+            position += batch.num_rows
 
     def trace_partitions(self, asset: str) -> list[str]:
         """Partitions of a trace asset that have a file, in order."""
@@ -143,11 +219,75 @@ class StorageLayout:
 
 
 def write_records(path: str | Path, records: list[dict[str, Any]], schema: pa.Schema) -> Written:
-    return atomic_write_table(path, pa.Table.from_pylist(records, schema=schema))
+    return atomic_write_table(path, _table(records, schema))
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
-    return pq.read_table(path).to_pylist()
+    return _pylist(pq.read_table(path))
+
+
+class SortedSpill:
+    """Records (key, payload) added in any order and read back in key order, holding at most about `budget`
+    bytes in memory: beyond that they wait on disk in sorted runs (an external merge sort) under a temporary
+    folder in `directory`, removed on close. Keys must be unique and hold no tab or newline; payloads hold no
+    newline."""
+
+    def __init__(self, directory: str | Path, budget: int = 64 << 20):
+        self.directory = Path(directory)
+        self.budget = budget
+        self._records: list[tuple[bytes, bytes]] = []
+        self._size = 0
+        self._runs: list[Path] = []
+        self._tmp: str | None = None
+
+    def add(self, key: bytes, payload: bytes) -> None:
+        if b"\n" in payload or b"\n" in key or b"\t" in key:
+            raise ValueError("a spilled key holds a tab or newline, or its payload a newline")
+        self._records.append((key, payload))
+        self._size += len(key) + len(payload) + 100  # + the tuple and bytes object overheads
+        if self._size >= self.budget:
+            self._spill()
+
+    def _spill(self) -> None:
+        if self._tmp is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._tmp = tempfile.mkdtemp(prefix=".spill.", dir=self.directory)
+        self._records.sort()
+        path = Path(self._tmp) / f"run-{len(self._runs):06d}"
+        with open(path, "wb") as handle:
+            for key, payload in self._records:
+                handle.write(key + b"\t" + payload + b"\n")
+        self._runs.append(path)
+        self._records, self._size = [], 0
+
+    @staticmethod
+    def _read_run(handle: Any) -> Iterator[tuple[bytes, bytes]]:
+        for line in handle:
+            key, _, payload = line.rstrip(b"\n").partition(b"\t")
+            yield key, payload
+
+    def payloads(self) -> Iterator[bytes]:
+        """Every payload, in key order."""
+        self._records.sort()
+        handles = [open(path, "rb") for path in self._runs]
+        try:
+            for _, payload in heapq.merge(*(self._read_run(h) for h in handles), iter(self._records)):
+                yield payload
+        finally:
+            for handle in handles:
+                handle.close()
+
+    def close(self) -> None:
+        self._records = []
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def __enter__(self) -> SortedSpill:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 class JsonFileCache(dict):

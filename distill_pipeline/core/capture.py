@@ -58,6 +58,16 @@ class CaptureResult:
         return dict(sorted(counts.items()))
 
 
+def _storable(text: str) -> str:
+    """Text that UTF-8 (and so Parquet) can hold: a lone surrogate becomes its escape, NUL becomes \\u0000."""
+    text = text.replace("\x00", "\\u0000")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", errors="backslashreplace").decode("utf-8")
+    return text
+
+
 def _raw_text(raw: bytes | str | dict[str, Any]) -> str:
     if isinstance(raw, bytes):
         text = raw.decode("utf-8", errors="replace")
@@ -66,9 +76,16 @@ def _raw_text(raw: bytes | str | dict[str, Any]) -> str:
     else:
         import json
 
-        text = json.dumps(raw, ensure_ascii=False, sort_keys=True, default=str)
-    text = text.replace("\x00", "\\u0000")
+        try:
+            text = json.dumps(raw, ensure_ascii=False, sort_keys=True, default=str)
+        except (RecursionError, TypeError, ValueError):  # too deep to serialise, or keys that cannot be sorted
+            text = f"<a {type(raw).__name__} that cannot be shown as JSON (nested too deeply or odd keys)>"
+    text = _storable(text)
     return text if len(text) <= MAX_RAW_KEPT else text[:MAX_RAW_KEPT] + f"... [{len(text)} chars]"
+
+
+def _rejected(record: RawRecord, reason: str) -> Rejected:
+    return Rejected(_storable(record.file), record.line, _storable(reason), _raw_text(record.raw))
 
 
 def parse_raw(record: RawRecord) -> TraceRow:
@@ -90,13 +107,11 @@ def capture(records: Iterable[RawRecord]) -> CaptureResult:
         try:
             row = parse_raw(record)
         except TraceParseError as err:
-            result.quarantined.append(Rejected(record.file, record.line, str(err), _raw_text(record.raw)))
+            result.quarantined.append(_rejected(record, str(err)))
             continue
         if row.completion_id in seen_ids or row.content_hash in seen_hashes:
             what = "id" if row.completion_id in seen_ids else "content hash"
-            result.duplicates.append(
-                Rejected(record.file, record.line, f"duplicate {what} of an earlier row ({row.completion_id})",
-                         _raw_text(record.raw)))
+            result.duplicates.append(_rejected(record, f"duplicate {what} of an earlier row ({row.completion_id})"))
             continue
         seen_ids.add(row.completion_id)
         seen_hashes.add(row.content_hash)

@@ -50,8 +50,17 @@ def verdicts_by_trace(rows: Iterable[EvalRow]) -> dict[str, list[Verdict]]:
     return grouped
 
 
+def _rows_by_trace(rows: Iterable[EvalRow]) -> dict[str, list[EvalRow]]:
+    """Like verdicts_by_trace without building a Verdict per row: `passes` reads only skipped, passed,
+    required and score, which an EvalRow carries under the same names."""
+    grouped: dict[str, list[EvalRow]] = defaultdict(list)
+    for row in rows:
+        grouped[row.completion_id].append(row)
+    return grouped
+
+
 def passing_ids(rows: Iterable[EvalRow], rule: PassRule) -> set[str]:
-    return {cid for cid, verdicts in verdicts_by_trace(rows).items() if passes(verdicts, rule)}
+    return {cid for cid, verdicts in _rows_by_trace(rows).items() if passes(verdicts, rule)}
 
 
 def select_passing(traces: Sequence[TraceRow], rows: Iterable[EvalRow], rule: PassRule) -> list[TraceRow]:
@@ -71,9 +80,9 @@ def uncovered(traces: Sequence[TraceRow], rows: Iterable[EvalRow], grader_names:
 
 def pass_rates(rows: Sequence[EvalRow], rule: PassRule) -> dict[str, float]:
     """Overall (the pass rule) and per grader (skipped verdicts not counted)."""
-    by_trace = verdicts_by_trace(rows)
-    rates: dict[str, float] = {"overall": (sum(passes(v, rule) for v in by_trace.values()) / len(by_trace))
-                               if by_trace else 0.0}
+    by_trace = _rows_by_trace(rows)
+    rates: dict[str, float] = {"overall": (sum(passes(v, rule) for v in by_trace.values())
+                                           / len(by_trace)) if by_trace else 0.0}
     per: dict[str, list[bool]] = defaultdict(list)
     for row in rows:
         if not row.skipped:

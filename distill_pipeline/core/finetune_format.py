@@ -213,7 +213,7 @@ def check_example(example: Any, max_tokens: int = OPENAI_MAX_TOKENS_PER_EXAMPLE,
         if unknown:
             errors.append(("message_unrecognized_key", f"{where} has {', '.join(map(repr, unknown))}"))
         role = message.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             errors.append(("unrecognized_role", f"{where} role {role!r} is not one of {', '.join(sorted(ROLES))}"))
         content = message.get("content")
         if _has_calls(message):
@@ -249,6 +249,9 @@ def check_lines(lines: Iterable[bytes | str], max_tokens: int = OPENAI_MAX_TOKEN
             example = _decode(raw)
         except (ValueError, UnicodeDecodeError) as err:
             errors.append(FormatError(n, "invalid_json", str(err)))
+            continue
+        except RecursionError:
+            errors.append(FormatError(n, "invalid_json", "JSON nested too deeply"))
             continue
         errors.extend(FormatError(n, key, detail) for key, detail in check_example(example, max_tokens, encoding_name))
         if isinstance(example, dict) and isinstance(example.get("messages"), list):

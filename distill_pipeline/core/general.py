@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from distill_pipeline.core.finetune_format import check_example
-from distill_pipeline.core.traces import TraceParseError, parse_record
+from distill_pipeline.core.traces import TraceParseError, _reject_duplicate_keys, parse_record
 
 CHECK_TYPES = ("exact", "contains")
 DEFAULT_CATEGORY = "general"
@@ -161,7 +161,7 @@ def load_general_examples(lines: Iterable[bytes | str]) -> GeneralLoadResult:
             continue
         result.input_lines += 1
         try:
-            example = parse_general_example(json.loads(text))
+            example = parse_general_example(json.loads(text, object_pairs_hook=_reject_duplicate_keys))
         except GeneralExampleError as err:
             result.rejected.append(GeneralRejected(number, str(err), text))
             continue

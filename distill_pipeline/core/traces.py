@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+MAX_TOKEN_COUNT = 2**63 - 1  # token counts are stored as int64
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # how a lone surrogate can get into a line of JSON
 CHAT_EXAMPLE_SOURCE = "chat_example"
 STORED_COMPLETION_SOURCE = "stored_completion"
 
@@ -148,9 +151,23 @@ def _training_message(message: dict[str, Any]) -> dict[str, Any]:
 
 def content_hash(request_messages: list[dict[str, Any]], response_message: dict[str, Any]) -> str:
     """sha256 of the normalised request + response: equal content, equal hash, whatever the id."""
-    payload = json.dumps({"request": request_messages, "response": response_message},
-                         sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    return _content_json(request_messages, response_message)[0]
+
+
+def _content_json(request_messages: list[dict[str, Any]], response_message: dict[str, Any]) -> tuple[str, str, str]:
+    """(content hash, request JSON, response JSON). The hashed payload is
+    json.dumps({"request": ..., "response": ...}, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+    assembled from the two compact JSON strings the Parquet row stores, so each is serialised once."""
+    request_json, response_json = _dumps(request_messages), _dumps(response_message)
+    payload = f'{{"request":{request_json},"response":{response_json}}}'
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest(), request_json, response_json
+
+
+def _keep_json(row: TraceRow, request_json: str, response_json: str) -> TraceRow:
+    """Remember the row's messages as stored JSON for trace_to_record (not a field: invisible to ==, repr and
+    dataclasses.replace, which builds a new row without it)."""
+    object.__setattr__(row, "_messages_json", (request_json, response_json))
+    return row
 
 
 def _metadata(raw: Any) -> dict[str, str]:
@@ -183,6 +200,8 @@ def _int_field(obj: dict[str, Any], key: str) -> int:
         return 0
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise TraceParseError(f"usage.{key} must be a non-negative integer")
+    if value > MAX_TOKEN_COUNT:
+        raise TraceParseError(f"usage.{key} is implausibly large ({len(str(value))} digits)")
     return value
 
 
@@ -193,8 +212,23 @@ def _answer(message: dict[str, Any]) -> None:
         raise TraceParseError("the assistant answer is empty")
 
 
+def _check_unicode(record: dict[str, Any]) -> None:
+    """Every string must be valid Unicode: JSON can escape a lone surrogate (\\ud800) that UTF-8 cannot hold."""
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise TraceParseError(f"text is not valid Unicode: a lone surrogate (U+{ord(err.object[err.start]):04X}) "
+                              "in a string") from None
+
+
 def parse_record(record: Any) -> TraceRow:
     """Turn one decoded JSON value into a trace row, or raise TraceParseError with the reason."""
+    if isinstance(record, dict):
+        _check_unicode(record)
+    return _parse_record(record)
+
+
+def _parse_record(record: Any) -> TraceRow:
     if not isinstance(record, dict):
         raise TraceParseError(f"a line must be a JSON object (got {type(record).__name__})")
     if isinstance(record.get("capture_error"), str):  # the API source could not fetch part of this completion
@@ -228,19 +262,24 @@ def _parse_stored_completion(record: dict[str, Any]) -> TraceRow:
     tools = record.get("tools")
     if tools is not None and not isinstance(tools, list):
         raise TraceParseError("tools must be a list")
-    return TraceRow(
+    created_at = _created(record.get("created"), required=True)
+    metadata = _metadata(record.get("metadata"))
+    prompt_tokens = _int_field(usage, "prompt_tokens")
+    completion_tokens = _int_field(usage, "completion_tokens")
+    digest, request_json, response_json = _content_json(request, response)
+    return _keep_json(TraceRow(
         completion_id=completion_id.strip(),
-        created_at=_created(record.get("created"), required=True),
+        created_at=created_at,
         model=model,
-        metadata=_metadata(record.get("metadata")),
+        metadata=metadata,
         request_messages=request,
         response_message=response,
         tools=tools or None,
-        prompt_tokens=_int_field(usage, "prompt_tokens"),
-        completion_tokens=_int_field(usage, "completion_tokens"),
-        content_hash=content_hash(request, response),
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        content_hash=digest,
         source=STORED_COMPLETION_SOURCE,
-    )
+    ), request_json, response_json)
 
 
 def _parse_chat_example(record: dict[str, Any]) -> TraceRow:
@@ -250,7 +289,7 @@ def _parse_chat_example(record: dict[str, Any]) -> TraceRow:
     messages = [_normalise_message(m, i, "messages") for i, m in enumerate(raw)]
     request, response = messages[:-1], messages[-1]
     _answer(response)
-    digest = content_hash(request, response)
+    digest, request_json, response_json = _content_json(request, response)
     completion_id = record.get("id", digest)
     if not isinstance(completion_id, str) or not completion_id.strip():
         raise TraceParseError("chat example id must be a non-empty string")
@@ -260,7 +299,7 @@ def _parse_chat_example(record: dict[str, Any]) -> TraceRow:
     usage = record.get("usage") or {}
     if not isinstance(usage, dict):
         raise TraceParseError("usage must be an object")
-    return TraceRow(
+    return _keep_json(TraceRow(
         completion_id=completion_id.strip(),
         created_at=_created(record.get("created"), required=False),
         model=model,
@@ -272,19 +311,21 @@ def _parse_chat_example(record: dict[str, Any]) -> TraceRow:
         completion_tokens=_int_field(usage, "completion_tokens"),
         content_hash=digest,
         source=CHAT_EXAMPLE_SOURCE,
-    )
+    ), request_json, response_json)
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    if len(keys) != len(set(keys)):
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        keys = [k for k, _ in pairs]
         dupes = sorted({k for k in keys if keys.count(k) > 1})
         raise TraceParseError(f"duplicate JSON keys: {', '.join(dupes)}")
-    return dict(pairs)
+    return obj
 
 
 def parse_line(raw: bytes | str) -> TraceRow:
     """Decode one export line (bytes or text) into a trace row."""
+    decoded = isinstance(raw, bytes)  # strict UTF-8 decoding leaves no lone surrogate outside a \u escape
     if isinstance(raw, bytes):
         try:
             raw = raw.decode("utf-8")
@@ -301,21 +342,25 @@ def parse_line(raw: bytes | str) -> TraceRow:
     except ValueError as err:
         raise TraceParseError(f"invalid JSON: {err}") from None
     try:
-        return parse_record(record)
+        if isinstance(record, dict) and (not decoded or _SURROGATE_ESCAPE.search(raw)):
+            _check_unicode(record)
+        return _parse_record(record)
     except RecursionError:
         raise TraceParseError("JSON nested too deeply") from None
 
 
 def trace_to_record(row: TraceRow) -> dict[str, Any]:
     """The Parquet row (the trace-row contract): JSON fields as compact strings."""
+    kept = row.__dict__.get("_messages_json")  # serialised once already, when the row was parsed
+    request_json, response_json = kept if kept else (_dumps(row.request_messages), _dumps(row.response_message))
     return {
         "completion_id": row.completion_id,
         "created_at": row.created_at,
         "model": row.model,
         "intent": row.intent,
         "metadata": row.metadata,
-        "request_messages": _dumps(row.request_messages),
-        "response_message": _dumps(row.response_message),
+        "request_messages": request_json,
+        "response_message": response_json,
         "tools": _dumps(row.tools) if row.tools is not None else None,
         "prompt_tokens": row.prompt_tokens,
         "completion_tokens": row.completion_tokens,
