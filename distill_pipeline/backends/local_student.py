@@ -18,10 +18,11 @@ completion_tokens counts the same tokens, and text excludes the end-of-turn toke
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from distill_pipeline.backends.local_trainer import load_base, render_chat, resolve_device_dtype
+from distill_pipeline.backends.local_trainer import load_base, quiet_peft, render_chat, resolve_device_dtype
 from distill_pipeline.core.chat import Completion, clamp_logprob
 from distill_pipeline.core.presets import LoraSettings
 
@@ -30,12 +31,13 @@ class LocalStudent:
     """A ChatModel served in-process by transformers: the base model, optionally with a merged LoRA adapter."""
 
     def __init__(self, base_model_dir: Path, adapter_dir: Path | None, settings: LoraSettings,
-                 name: str | None = None) -> None:
+                 name: str | None = None, log: Callable[[str], None] | None = None) -> None:
         import torch
 
         self.base_model_dir = Path(base_model_dir)
         self.adapter_dir = Path(adapter_dir) if adapter_dir is not None else None
         self.settings = settings
+        self.log = log
         started = time.perf_counter()
         self.device, self.dtype = resolve_device_dtype(settings.dtype)
         self.tokenizer, model = load_base(self.base_model_dir, self.dtype, self.device)
@@ -46,7 +48,8 @@ class LocalStudent:
             if not (self.adapter_dir / "adapter_config.json").is_file():
                 raise FileNotFoundError(f"{self.adapter_dir} holds no LoRA adapter (no adapter_config.json); pass the "
                                         "adapter/ directory the trainer wrote")
-            model = PeftModel.from_pretrained(model, str(self.adapter_dir)).merge_and_unload()
+            with quiet_peft():
+                model = PeftModel.from_pretrained(model, str(self.adapter_dir)).merge_and_unload()
         model.eval()
         self.model = model
         self.eos_ids = _eos_ids(self.tokenizer, model)
@@ -63,10 +66,16 @@ class LocalStudent:
         prompts = [render_chat(self.tokenizer, messages, add_generation_prompt=True) for messages in conversations]
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
         size = self.settings.eval_batch_size
+        started = time.perf_counter()
         for start in range(0, len(order), size):
             batch = order[start:start + size]
             for i, completion in zip(batch, self._generate([prompts[i] for i in batch]), strict=True):
                 results[i] = completion
+            done = start + len(batch)
+            if self.log and len(order) > size:
+                elapsed = time.perf_counter() - started
+                self.log(f"{self.name}: answered {done}/{len(order)} | elapsed {elapsed:.0f} s "
+                         f"| ETA {elapsed / done * (len(order) - done):.0f} s")
         return [r for r in results if r is not None]
 
     def _generate(self, prompts: list[str]) -> list[Completion]:
@@ -118,6 +127,10 @@ class _StepRecorder:
         self.times: list[float] = []
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if scores.is_cuda:  # the GPU runs ahead of Python: wait until these scores really exist
+            import torch
+
+            torch.cuda.synchronize(scores.device)
         self.times.append(time.perf_counter())
         return scores
 

@@ -25,6 +25,7 @@ import shutil
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,15 +51,21 @@ CHATML_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
+# The tiny test model's vocabulary: these words are single tokens (with and without a leading space), so a
+# "say X" -> "X" toy task is learnable in seconds.
+TINY_WORDS = (
+    "apple red blue green cat dog bird fish one two three four five six seven eight nine ten lion tiger bear wolf "
+    "fox owl frog duck horse cow sheep goat black white grey pink cyan zero eleven twelve orange yellow violet "
+    "brown lemon plum pear"
+).split()
 _TINY_CORPUS = (
     "<|im_start|>system\nYou repeat the word after 'say'.<|im_end|>\n",
     "<|im_start|>user\nsay apple<|im_end|>\n<|im_start|>assistant\napple<|im_end|>\n",
     '{"intent": "book_follow_up", "soap": {"subjective": "", "plan": ""}, "icd10": ["J02.9"], '
     '"follow_up": {"needed": true, "date": "2026-11-02", "time": "09:30", "clinician": null}}',
     "The quick brown fox jumps over the lazy dog. Patient reports a sore throat and a headache.",
-    "red orange yellow green blue indigo violet black white grey pink brown cyan magenta",
-    "cat dog bird fish horse cow sheep goat lion tiger bear wolf fox owl frog duck",
-    "zero one two three four five six seven eight nine ten eleven twelve",
+    *(" ".join(TINY_WORDS) for _ in range(4)),
+    *("\n".join(TINY_WORDS) for _ in range(4)),
 )
 
 
@@ -148,7 +155,7 @@ def _tiny_model(cache_dir: Path, log: Log) -> Path:
         raw = Tokenizer(models.BPE())
         raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         raw.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=specials, show_progress=False,
+        trainer = trainers.BpeTrainer(vocab_size=1024, special_tokens=specials, show_progress=False,
                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
         raw.train_from_iterator(list(_TINY_CORPUS), trainer)
         tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<|im_start|>", eos_token="<|im_end|>",
@@ -156,12 +163,16 @@ def _tiny_model(cache_dir: Path, log: Log) -> Path:
         tokenizer.chat_template = CHATML_TEMPLATE
         config = LlamaConfig(
             vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=False,
             bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
         )
         with _seeded(0):
             model = LlamaForCausalLM(config)
+            # Token identity dominates the residual stream, and the output head is wide enough for confident
+            # answers while starting near uniform: with the default 0.02 init LoRA alone cannot reach low loss.
+            torch.nn.init.normal_(model.get_input_embeddings().weight, std=1.0)
+            torch.nn.init.normal_(model.get_output_embeddings().weight, std=0.2)
         model.to(torch.float32).save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
 
@@ -251,9 +262,17 @@ def load_base(base_model_dir: Path, dtype: torch.dtype, device: str) -> tuple[An
         tokenizer.pad_token = tokenizer.eos_token
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError(f"the tokenizer in {base_model_dir} has no chat template; use an instruct/chat checkpoint")
-    model = AutoModelForCausalLM.from_pretrained(str(base_model_dir), dtype=dtype)
-    model.to(device)
-    return tokenizer, model
+    model = AutoModelForCausalLM.from_pretrained(str(base_model_dir), dtype=dtype,
+                                                 device_map=device if device != "cpu" else None)
+    return tokenizer, model.to(device)
+
+
+@contextlib.contextmanager
+def quiet_peft() -> Iterator[None]:
+    """peft still asks transformers a deprecated question; the FutureWarning it prints helps nobody here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
 
 
 def render_chat(tokenizer: Any, messages: Sequence[dict[str, Any]], *, add_generation_prompt: bool) -> str:
@@ -372,17 +391,24 @@ def _swapped(module: Any, **replacements: Any) -> Iterator[None]:
 
 
 class _Pieces:
-    """The causal LM split where the LoRA layers start: frozen bottom, trained top, output head."""
+    """The causal LM, split where the LoRA layers start when the architecture allows it.
+
+    split (Llama, Mistral, Qwen): frozen bottom layers run once (cached), the trained top layers and the
+    output head run per step, the head only at the loss positions. Otherwise: the whole model per step.
+    """
 
     def __init__(self, causal_lm: Any, first_trained: int) -> None:
         import torch
 
-        self.decoder = causal_lm.get_decoder()
-        self.head = causal_lm.get_output_embeddings()
-        self.layers = self.decoder.layers
-        self.first_trained = first_trained
-        self.bottom = torch.nn.ModuleList(list(self.layers)[:first_trained])
-        self.top = torch.nn.ModuleList(list(self.layers)[first_trained:])
+        self.causal_lm = causal_lm
+        self.split = _can_split(causal_lm)
+        self.first_trained = first_trained if self.split else 0
+        if self.split:
+            self.decoder = causal_lm.get_decoder()
+            self.head = causal_lm.get_output_embeddings()
+            layers = list(self.decoder.layers)
+            self.bottom = torch.nn.ModuleList(layers[: self.first_trained])
+            self.top = torch.nn.ModuleList(layers[self.first_trained:])
 
     @property
     def caches_bottom(self) -> bool:
@@ -395,17 +421,30 @@ class _Pieces:
         with _swapped(self.decoder, layers=self.bottom, norm=torch.nn.Identity()):
             return self.decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
 
-    def final_states(self, inputs: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Normed final hidden states, from cached bottom states (or from token ids when nothing is cached)."""
-        if not self.caches_bottom:
-            return self.decoder(input_ids=inputs, attention_mask=attention_mask, use_cache=False).last_hidden_state
-        with _swapped(self.decoder, layers=self.top):
-            return self.decoder(inputs_embeds=inputs, attention_mask=attention_mask, use_cache=False).last_hidden_state
+    def logits_at(self, inputs: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Next-token logits at the given flat (row * length + t) positions of the batch."""
+        if not self.split:
+            logits = self.causal_lm(input_ids=inputs, attention_mask=attention_mask, use_cache=False).logits
+            return logits.reshape(-1, logits.shape[-1])[positions]
+        if self.caches_bottom:
+            with _swapped(self.decoder, layers=self.top):
+                hidden = self.decoder(inputs_embeds=inputs, attention_mask=attention_mask,
+                                      use_cache=False).last_hidden_state
+        else:
+            hidden = self.decoder(input_ids=inputs, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        return self.head(hidden.reshape(-1, hidden.shape[-1])[positions])
 
 
-def _has_layer_stack(causal_lm: Any) -> bool:
+# Decoders whose forward does nothing to inputs_embeds but run the layers and the final norm, and whose logits are
+# the plain output head of that: the stack can be cut in two (Gemma, for one, scales its embeddings inside forward
+# and caps its logits, so it takes the whole-model path).
+CACHEABLE_MODEL_TYPES = {"llama", "mistral", "qwen2", "qwen3"}
+
+
+def _can_split(causal_lm: Any) -> bool:
     decoder = causal_lm.get_decoder() if hasattr(causal_lm, "get_decoder") else None
-    return decoder is not None and hasattr(decoder, "layers") and hasattr(decoder, "norm")
+    return (getattr(causal_lm.config, "model_type", None) in CACHEABLE_MODEL_TYPES and decoder is not None
+            and hasattr(decoder, "layers") and hasattr(decoder, "norm"))
 
 
 # --- training -----------------------------------------------------------------------------------------------
@@ -456,7 +495,8 @@ def train_lora(
     )
     model.requires_grad_(False)
     torch.manual_seed(settings.seed)
-    peft_model = get_peft_model(model, lora_config)
+    with quiet_peft():
+        peft_model = get_peft_model(model, lora_config)
     trainable = [p for p in peft_model.parameters() if p.requires_grad]
     n_trainable = sum(p.numel() for p in trainable)
     log(f"LoRA r={settings.rank} alpha={settings.alpha} on {', '.join(settings.target_modules)} of the top "
@@ -464,9 +504,9 @@ def train_lora(
         f"{len(train_set)} train / {len(validation_set)} validation examples")
 
     causal_lm = peft_model.get_base_model()
-    pieces = _Pieces(causal_lm, first_trained if _has_layer_stack(causal_lm) else 0)
-    if first_trained and not pieces.caches_bottom:
-        log("this architecture has no plain layer stack; running every layer each step (no frozen-layer cache)")
+    pieces = _Pieces(causal_lm, first_trained)
+    if not pieces.split:
+        log(f"model type {causal_lm.config.model_type!r}: the whole model runs each step (no frozen-layer cache)")
     cache_started = time.perf_counter()
     train_inputs = _prepare_inputs(pieces, train_set, settings.batch_size, device, log, "training")
     validation_inputs = _prepare_inputs(pieces, validation_set, settings.batch_size, device, log, "validation")
@@ -517,8 +557,10 @@ def train_lora(
             if step % log_every == 0 or step == total_steps or now - last_log >= LOG_EVERY_S:
                 elapsed = now - loop_started
                 eta = elapsed / step * (total_steps - step)
-                log(f"step {step}/{total_steps} epoch {epoch + 1}/{settings.epochs} loss {sum(window) / len(window):.4f}"
-                    f" | {trained_tokens / max(train_s, 1e-9):.0f} tok/s | elapsed {_clock(elapsed)} | ETA {_clock(eta)}")
+                speed = trained_tokens / max(train_s, 1e-9)
+                log(f"step {step}/{total_steps} epoch {epoch + 1}/{settings.epochs} "
+                    f"loss {sum(window) / len(window):.4f} | {speed:.0f} tok/s | elapsed {_clock(elapsed)} "
+                    f"| ETA {_clock(eta)}")
                 window, last_log = [], now
             if step in validation_steps:
                 validate(step)
@@ -542,6 +584,8 @@ def train_lora(
         "frozen_layer_cache": pieces.caches_bottom,
         "steps": total_steps,
         "trained_tokens": trained_tokens,
+        # non-padding sequence tokens (prompt + answer) per second of optimizer steps; caching and validation
+        # are timed apart (cache_s, train_loop_s)
         "tokens_per_s": round(trained_tokens / max(train_s, 1e-9), 1),
         "loss_curve": _thin(curve, 1000),
         "validation_losses": validation_losses,
@@ -621,7 +665,6 @@ def _batch_loss(pieces: _Pieces, inputs: list[Any], examples: list[Encoded], bat
 
     rows = [inputs[i] for i in batch]
     padded, attention = _pad(rows, 0, device)
-    hidden = pieces.final_states(padded, attention)
     longest = padded.shape[1]
     positions, targets = [], []
     for row, i in enumerate(batch):
@@ -630,8 +673,7 @@ def _batch_loss(pieces: _Pieces, inputs: list[Any], examples: list[Encoded], bat
             if mask[t]:  # predict token t from the state at t-1
                 positions.append(row * longest + t - 1)
                 targets.append(ids[t])
-    selected = hidden.reshape(-1, hidden.shape[-1])[torch.tensor(positions, device=device)]
-    logits = pieces.head(selected).float()
+    logits = pieces.logits_at(padded, attention, torch.tensor(positions, device=device)).float()
     loss = torch.nn.functional.cross_entropy(logits, torch.tensor(targets, device=device))
     return loss, int(attention.sum())
 
@@ -640,7 +682,7 @@ def _mean_loss(pieces: _Pieces, inputs: list[Any], examples: list[Encoded], batc
     """Token-weighted mean answer loss over a set, in eval mode."""
     import torch
 
-    pieces.decoder.eval()
+    pieces.causal_lm.eval()
     total, count = 0.0, 0
     with torch.inference_mode():
         for start in range(0, len(examples), batch_size):
@@ -649,7 +691,7 @@ def _mean_loss(pieces: _Pieces, inputs: list[Any], examples: list[Encoded], batc
             n = sum(sum(examples[i].loss_mask[1:]) for i in batch)
             total += float(loss) * n
             count += n
-    pieces.decoder.train()
+    pieces.causal_lm.train()
     return total / max(count, 1)
 
 
