@@ -623,7 +623,6 @@ def test_the_local_trainer_reads_a_training_file_or_names_the_bad_line(lines):
         assert all(any(m["role"] == "assistant" for m in c) for c in conversations)
 
 
-@pytest.mark.xfail(strict=True, reason="local_trainer.read_chat_file lets RecursionError escape (owner: local_*.py)")
 def test_the_local_trainer_names_the_line_of_a_deeply_nested_training_example(tmp_path):
     path = tmp_path / "train.jsonl"
     path.write_bytes(json.dumps(TRAINING_BASES[0]).encode() + b"\n" + b"[" * 100_000 + b"]" * 100_000 + b"\n")
@@ -631,8 +630,6 @@ def test_the_local_trainer_names_the_line_of_a_deeply_nested_training_example(tm
         read_chat_file(path)
 
 
-@pytest.mark.xfail(strict=True, reason="local_trainer.read_chat_file reports invalid UTF-8 without the line "
-                   "(owner: local_*.py)")
 def test_the_local_trainer_names_the_line_of_invalid_utf8(tmp_path):
     path = tmp_path / "train.jsonl"
     path.write_bytes(json.dumps(TRAINING_BASES[0]).encode() + b"\n" + b'{"messages": "\xff"}\n')

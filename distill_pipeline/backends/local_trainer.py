@@ -292,13 +292,19 @@ class Encoded:
 def read_chat_file(path: Path) -> list[list[dict[str, Any]]]:
     """The conversations of an OpenAI chat fine-tuning JSONL file; a clear ValueError for a bad line."""
     conversations = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
             where = f"{path} line {number}"
             try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(f"{where}: not valid UTF-8 at byte {err.start}") from None
+            if not line.strip():
+                continue
+            try:
                 record = json.loads(line)
+            except RecursionError:
+                raise ValueError(f"{where}: JSON nested too deeply") from None
             except ValueError as err:
                 raise ValueError(f"{where}: not valid JSON ({err}); each line must be one "
                                  '{"messages": [...]} object') from None
