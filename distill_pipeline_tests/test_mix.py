@@ -3,14 +3,17 @@ import json
 import random
 from dataclasses import dataclass
 
+import dagster as dg
 import pytest
 
+from distill_pipeline.backends.storage import SortedSpill, StorageLayout
 from distill_pipeline.core.finetune_format import check_lines
 from distill_pipeline.core.general import GeneralExample, parse_general_example
 from distill_pipeline.core.mix import (
     MixConfig,
     MixError,
     NotEnoughGeneralExamples,
+    TraceKey,
     build_mix,
     holdout_score,
     leaks,
@@ -19,7 +22,9 @@ from distill_pipeline.core.mix import (
     split_holdout,
     to_jsonl,
 )
+from distill_pipeline.core.redaction import RedactionReport, redact_example
 from distill_pipeline.core.traces import TraceRow, parse_record
+from distill_pipeline.defs.mix import HoldoutConfig, MixSettings, _trace_line, mix_config, read_general
 
 INTENTS = ["book_follow_up", "medication_refill", "test_results", "billing_question"]
 
@@ -262,3 +267,102 @@ def test_mix_metadata_has_the_contract_keys():
     meta = build_mix(domain(170), general(100), MixConfig()).metadata()
     assert {"domain_examples", "general_examples", "train_examples", "validation_examples"} <= meta.keys()
     assert meta["train_examples"] + meta["validation_examples"] == 200
+
+
+# --- streaming: light keys, the spill, the assets -------------------------------------------
+
+
+def key(row: TraceRow) -> TraceKey:
+    return TraceKey(row.completion_id, row.content_hash, row.intent)
+
+
+def test_the_holdout_and_the_mix_chosen_from_light_keys_are_those_chosen_from_full_rows():
+    rows = domain(300, INTENTS + [""])
+    rows.append(parse_record({"id": "chatcmpl-copy", "metadata": {"intent": rows[3].intent},
+                              "messages": rows[3].request_messages + [rows[3].response_message]}))
+    held, rest = split_holdout(rows)
+    held_keys, rest_keys = split_holdout([key(r) for r in rows])
+    assert [key(r) for r in held] == held_keys and [key(r) for r in rest] == rest_keys
+    config = MixConfig(max_examples=120, per_intent_cap=40)
+    full, light = build_mix(rest, general(60), config), build_mix(rest_keys, general(60), config)
+    ids = [(e.source, e.id, e.intent, e.content_hash) for e in light.train + light.validation]
+    assert ids == [(e.source, e.id, e.intent, e.content_hash) for e in full.train + full.validation]
+    assert light.metadata() == full.metadata()
+    assert all(e.messages == [] for e in light.examples if e.source == "domain")
+
+
+@pytest.mark.parametrize("budget", [1, 300, 1 << 20])
+def test_the_spill_gives_every_payload_back_in_key_order_and_cleans_up(tmp_path, budget):
+    records = [(b"%08d" % i, b'{"n":%d,"tab":"\\t"}' % i) for i in range(500)]
+    random.Random(5).shuffle(records)
+    with SortedSpill(tmp_path, budget=budget) as spill:
+        for k, payload in records:
+            spill.add(k, payload)
+        assert list(spill.payloads()) == [payload for _, payload in sorted(records)]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_spill_refuses_a_payload_with_a_newline(tmp_path):
+    with SortedSpill(tmp_path) as spill, pytest.raises(ValueError):
+        spill.add(b"k", b"two\nlines")
+
+
+DAYS = ["2026-10-01", "2026-10-02", "2026-10-03"]
+
+
+@pytest.fixture
+def pass_cases(pipeline):
+    """Three pass_cases partitions written straight from rows; one content is in two partitions."""
+    rows = [trace(i, INTENTS[i % len(INTENTS)]) for i in range(150)]
+    copy = parse_record({"id": "chatcmpl-again", "metadata": {"intent": rows[7].intent},
+                         "messages": rows[7].request_messages + [rows[7].response_message]})
+    parts = [rows[:50], rows[50:100] + [copy], rows[100:]]
+    for day, part in zip(DAYS, parts, strict=True):
+        pipeline.layout.write_traces("pass_cases", day, part)
+    return pipeline
+
+
+def _in_memory_mix(pipeline, holdout: HoldoutConfig, settings: MixSettings) -> dict[str, bytes]:
+    """The holdout and mix files as they were written before streaming: every pass case in memory as a row."""
+    layout = pipeline.layout
+    rows = [r for day in DAYS for r in layout.read_traces("pass_cases", day)]
+    held, _ = split_holdout(rows, share=holdout.share, minimum=holdout.minimum)
+    general_all = read_general(layout.asset_dir("general_examples") / "general_examples.jsonl")
+    general_held, _ = split_holdout(general_all, share=holdout.general_share, minimum=holdout.general_minimum)
+    held_hashes = {r.content_hash for r in held} | {g.content_hash for g in general_held}
+    mix = build_mix([r for r in rows if r.content_hash not in held_hashes],
+                    [g for g in general_all if g.content_hash not in held_hashes], mix_config(settings, pipeline))
+    report = RedactionReport(pipeline.load_task().redaction_rules)
+    return {"domain.jsonl": b"".join(_trace_line(r) for r in held),
+            "train.jsonl": to_jsonl([redact_example(e, report.rules, report) for e in mix.train]),
+            "validation.jsonl": to_jsonl([redact_example(e, report.rules, report) for e in mix.validation])}
+
+
+@pytest.mark.parametrize("preset_name, budget", [("tiny", 64 << 20), ("gpu", 2_000)])
+def test_the_streamed_holdout_and_mix_files_are_byte_identical_to_the_in_memory_ones(
+        pass_cases, monkeypatch, preset_name, budget):
+    from distill_pipeline.definitions import ASSET_CHECKS, ASSETS
+    from distill_pipeline.defs.resources import OpenAIResource, PipelineSettings
+
+    pipeline = PipelineSettings(storage_root=pass_cases.storage_root, traces_dir=pass_cases.traces_dir,
+                                task_spec=pass_cases.task_spec, general_examples=pass_cases.general_examples,
+                                preset=preset_name)
+    monkeypatch.setattr(SortedSpill.__init__, "__defaults__", (budget,))  # small: many runs on disk
+
+    def no_full_partition_reads(*args, **kwargs):
+        raise AssertionError("the mix assets must not read whole pass_cases partitions")
+
+    monkeypatch.setattr(StorageLayout, "read_traces", no_full_partition_reads)
+    result = dg.materialize(ASSETS + ASSET_CHECKS, selection=["general_examples", "eval_holdout", "training_mix"],
+                            resources={"pipeline": pipeline, "openai": OpenAIResource()},
+                            run_config={"ops": {"training_mix": {"config": {"general_share": 0.1}}}})
+    assert result.success and all(c.passed for c in result.get_asset_check_evaluations())
+    monkeypatch.undo()
+    expected = _in_memory_mix(pipeline, HoldoutConfig(), MixSettings(general_share=0.1))
+    layout = pipeline.layout
+    assert (layout.asset_dir("eval_holdout") / "domain.jsonl").read_bytes() == expected["domain.jsonl"]
+    for name in ("train.jsonl", "validation.jsonl"):
+        assert (layout.asset_dir("training_mix") / name).read_bytes() == expected[name]
+    assert len(expected["train.jsonl"].splitlines()) > (100 if preset_name == "gpu" else 10)
+    assert not [p for d in ("eval_holdout", "training_mix") for p in layout.asset_dir(d).iterdir()
+                if p.name.startswith(".")]

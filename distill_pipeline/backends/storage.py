@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from distill_pipeline.core.traces import Rejected, TraceRow, trace_from_record, trace_to_record
+from distill_pipeline.core.traces import Rejected, TraceRow, full_gc_paused, trace_from_record, trace_to_record
 
 TRACE_SCHEMA = pa.schema([
     ("completion_id", pa.string()),
@@ -123,7 +123,8 @@ def atomic_write_table(path: str | Path, table: pa.Table) -> Written:
 
 def _table(records: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     """What `pa.Table.from_pylist(records, schema=schema)` gives, built a column at a time (several times faster)."""
-    return pa.Table.from_pydict({name: [r.get(name) for r in records] for name in schema.names}, schema=schema)
+    with full_gc_paused():
+        return pa.Table.from_pydict({name: [r.get(name) for r in records] for name in schema.names}, schema=schema)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -140,17 +141,26 @@ def _column_values(column: pa.ChunkedArray) -> list[Any]:
     return column.to_pylist()
 
 
+def _shared_values(column: pa.ChunkedArray) -> list[Any]:
+    """`column.to_pylist()` with one Python object per distinct value (through a dictionary encoding)."""
+    encoded = column.combine_chunks().dictionary_encode()
+    values = encoded.dictionary.to_pylist()
+    return [None if i is None else values[i] for i in encoded.indices.to_pylist()]
+
+
 def _pylist(table: pa.Table) -> list[dict[str, Any]]:
     """The rows of a table as dicts (`table.to_pylist()`), converted a column at a time."""
     if not table.num_columns:
         return [{} for _ in range(table.num_rows)]
-    columns = [_column_values(table.column(i)) for i in range(table.num_columns)]
-    names = table.column_names
-    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+    with full_gc_paused():
+        columns = [_column_values(table.column(i)) for i in range(table.num_columns)]
+        names = table.column_names
+        return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
 def traces_table(rows: Iterable[TraceRow]) -> pa.Table:
-    return _table([trace_to_record(r) for r in rows], TRACE_SCHEMA)
+    with full_gc_paused():
+        return _table([trace_to_record(r) for r in rows], TRACE_SCHEMA)
 
 
 def rejected_table(quarantined: Iterable[Rejected], duplicates: Iterable[Rejected]) -> pa.Table:
@@ -188,12 +198,16 @@ class StorageLayout:
 
     def read_traces(self, asset: str, partition: str) -> list[TraceRow]:
         path = self._existing_traces_path(asset, partition)
-        return [trace_from_record(r) for r in _pylist(pq.read_table(path))]
+        with full_gc_paused():
+            return [trace_from_record(r) for r in _pylist(pq.read_table(path))]
 
-    def read_trace_columns(self, asset: str, partition: str, columns: Sequence[str]) -> dict[str, list[Any]]:
-        """Some columns of a trace table (e.g. ids, hashes, intents) without reading the messages."""
+    def read_trace_columns(self, asset: str, partition: str, columns: Sequence[str],
+                           few_values: Container[str] = ()) -> dict[str, list[Any]]:
+        """Some columns of a trace table (e.g. ids, hashes, intents) without reading the messages. In the
+        `few_values` columns (e.g. intent) equal values are one shared object, not one object per row."""
         table = pq.read_table(self._existing_traces_path(asset, partition), columns=list(columns))
-        return {name: _column_values(table.column(name)) for name in columns}
+        return {name: _shared_values(table.column(name)) if name in few_values else _column_values(table.column(name))
+                for name in columns}
 
     def iter_traces_matching(self, asset: str, partition: str, content_hashes: Container[str],
                              batch_size: int = 2048) -> Iterator[tuple[int, TraceRow]]:

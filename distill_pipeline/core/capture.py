@@ -9,7 +9,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from distill_pipeline.core.traces import Rejected, TraceParseError, TraceRow, parse_line, parse_record
+from distill_pipeline.core.traces import (
+    Rejected,
+    TraceParseError,
+    TraceRow,
+    full_gc_paused,
+    parse_line,
+    parse_record,
+)
 
 # A raw line longer than this is kept in quarantine only as a prefix, so one
 # runaway line cannot blow up the quarantine table.
@@ -99,6 +106,11 @@ def parse_raw(record: RawRecord) -> TraceRow:
 
 def capture(records: Iterable[RawRecord]) -> CaptureResult:
     """Parse, de-duplicate (same id or same content hash; first one wins) and split off do-not-train rows."""
+    with full_gc_paused():
+        return _capture(records)
+
+
+def _capture(records: Iterable[RawRecord]) -> CaptureResult:
     result = CaptureResult()
     seen_ids: set[str] = set()
     seen_hashes: set[str] = set()

@@ -9,7 +9,7 @@ from typing import Any
 
 from distill_pipeline.core.graders import Grader, Verdict, passes
 from distill_pipeline.core.taskspec import PassRule
-from distill_pipeline.core.traces import TraceRow
+from distill_pipeline.core.traces import TraceRow, full_gc_paused
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,12 @@ class EvalRow:
 
 def evaluate(graders: Sequence[Grader], traces: Iterable[TraceRow]) -> list[EvalRow]:
     rows = []
-    for trace in traces:
-        for grader in graders:
-            v = grader.grade(trace)
-            rows.append(EvalRow(trace.completion_id, trace.content_hash, trace.intent, grader.name, grader.type,
-                                v.version, v.required, v.passed, v.skipped, float(v.score), v.reason))
+    with full_gc_paused():
+        for trace in traces:
+            for grader in graders:
+                v = grader.grade(trace)
+                rows.append(EvalRow(trace.completion_id, trace.content_hash, trace.intent, grader.name, grader.type,
+                                    v.version, v.required, v.passed, v.skipped, float(v.score), v.reason))
     return rows
 
 
@@ -54,8 +55,9 @@ def _rows_by_trace(rows: Iterable[EvalRow]) -> dict[str, list[EvalRow]]:
     """Like verdicts_by_trace without building a Verdict per row: `passes` reads only skipped, passed,
     required and score, which an EvalRow carries under the same names."""
     grouped: dict[str, list[EvalRow]] = defaultdict(list)
-    for row in rows:
-        grouped[row.completion_id].append(row)
+    with full_gc_paused():
+        for row in rows:
+            grouped[row.completion_id].append(row)
     return grouped
 
 

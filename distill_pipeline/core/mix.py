@@ -7,6 +7,7 @@ the mix only on its inputs (in any order) and the seed, so a rerun writes the sa
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import math
 import random
@@ -44,6 +45,16 @@ class NotEnoughGeneralExamples(MixError):
             f"To fix: {', or '.join(ways)}.")
 
 
+@dataclass(frozen=True, slots=True)
+class TraceKey:
+    """A pass case without its messages: what the holdout and the mix are chosen from, so that choosing never
+    holds every trace in memory. Its intent is the trace's `intent` ("" when it has none), as stored."""
+
+    completion_id: str
+    content_hash: str
+    intent: str
+
+
 # --- the eval holdout -----------------------------------------------------------------------
 
 
@@ -73,10 +84,11 @@ def split_holdout(items: Iterable[T], key: Callable[[T], str] = _content_hash, s
     if not 0 <= share < 1:
         raise ValueError(f"holdout share must be in [0, 1), got {share}")
     materialised = list(items)
-    scores = {k: holdout_score(k) for k in {key(item) for item in materialised}}
-    ranked = sorted(scores, key=lambda k: (scores[k], k))
-    by_share = sum(scores[k] < share for k in ranked)
-    held = set(ranked[:max(by_share, min(minimum, len(ranked)))])
+    distinct = {key(item) for item in materialised}
+    held = {k for k in distinct if holdout_score(k) < share}
+    wanted = min(minimum, len(distinct))
+    if len(held) < wanted:  # a young corpus: the lowest-scoring contents top the holdout up to the minimum
+        held = set(heapq.nsmallest(wanted, distinct, key=lambda k: (holdout_score(k), k)))
     ordered = sorted(materialised, key=key)
     return [i for i in ordered if key(i) in held], [i for i in ordered if key(i) not in held]
 
@@ -103,7 +115,7 @@ class MixConfig:
             raise ValueError(f"per_intent_cap must be at least 1 (or None), got {self.per_intent_cap}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MixExample:
     source: Source
     intent: str  # the domain intent, or the general example's category
@@ -210,9 +222,16 @@ def _grouped(items: Sequence[T], group: Callable[[T], str], seed: int, label: st
     return {g: _shuffled(groups[g], random.Random(f"{seed}:{label}:{g}")) for g in sorted(groups)}
 
 
-def _domain_example(row: TraceRow) -> MixExample:
-    return MixExample("domain", row.intent or NO_INTENT, row.completion_id, row.content_hash,
-                      row.chat_example()["messages"])
+def _domain_example(row: TraceRow | TraceKey) -> MixExample:
+    """A pass case as a mix example; from a TraceKey its messages are left empty, for the caller to fetch (a
+    content hash fixes the messages: equal hashes, equal messages)."""
+    messages = row.chat_example()["messages"] if isinstance(row, TraceRow) else []
+    return MixExample("domain", row.intent or NO_INTENT, row.completion_id, row.content_hash, messages)
+
+
+def domain_example(row: TraceRow) -> MixExample:
+    """A pass case as the domain example the mix writes (its messages in the chat fine-tuning format)."""
+    return _domain_example(row)
 
 
 def _general_example(example: GeneralExample) -> MixExample:
@@ -239,10 +258,12 @@ def _split_validation(selected: list[MixExample], share: Fraction,
     return shuffled[n_validation:], shuffled[:n_validation]
 
 
-def build_mix(domain: Sequence[TraceRow], general: Sequence[GeneralExample], config: MixConfig) -> Mix:
+def build_mix(domain: Sequence[TraceRow] | Sequence[TraceKey], general: Sequence[GeneralExample],
+              config: MixConfig) -> Mix:
     """Choose the domain and general examples and split them into train and validation.
 
-    `domain` is the pass cases outside the eval holdout, `general` the general examples
+    `domain` is the pass cases outside the eval holdout (TraceRows, or TraceKeys: then the
+    domain examples come without their messages), `general` the general examples
     outside the general holdout. The total is the most the domain supply (after the
     per-intent cap) and max_examples allow; general examples make up general_share
     of it, and too few of them raise NotEnoughGeneralExamples. The domain part is

@@ -7,10 +7,14 @@ Anything else becomes a `Rejected` with a reason; nothing is dropped silently.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import re
+import threading
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +24,36 @@ MAX_TOKEN_COUNT = 2**63 - 1  # token counts are stored as int64
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # how a lone surrogate can get into a line of JSON
 CHAT_EXAMPLE_SOURCE = "chat_example"
 STORED_COMPLETION_SOURCE = "stored_completion"
+
+
+_gc_lock = threading.Lock()
+_gc_pauses = 0
+_gc_thresholds = gc.get_threshold()
+
+
+@contextmanager
+def full_gc_paused() -> Iterator[None]:
+    """No full (oldest-generation) garbage collection while a partition's rows are built or read.
+
+    Rows, their message dicts and eval rows hold no reference cycles: reference counting frees them as
+    before, and young collections still run (so short-lived cycles, e.g. an HTTP client's, are still
+    collected). What the pause saves is the collector re-scanning every live row of the partition each
+    time the heap has grown by a quarter: 20-45% of parsing and reading time on a 30,000-row partition.
+    Pauses nest and may overlap across threads; the last one out restores the previous thresholds."""
+    global _gc_pauses, _gc_thresholds
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_thresholds = gc.get_threshold()
+            young, middle, _ = _gc_thresholds
+            gc.set_threshold(young, middle, 1 << 30)
+        _gc_pauses += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0:
+                gc.set_threshold(*_gc_thresholds)
 
 
 class TraceParseError(ValueError):

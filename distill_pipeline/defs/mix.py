@@ -1,19 +1,31 @@
 """Mix: a leakage-free holdout and the 85/15 domain/general training set."""
 
+import dataclasses
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 
-from distill_pipeline.backends.storage import atomic_write_bytes, atomic_write_json, sha256_file
+from distill_pipeline.backends.storage import (
+    SortedSpill,
+    StorageLayout,
+    atomic_write_bytes,
+    atomic_write_chunks,
+    atomic_write_json,
+    sha256_file,
+)
 from distill_pipeline.core.finetune_format import check_lines, estimate_training_cost
 from distill_pipeline.core.general import GeneralExample, load_general_examples, parse_general_example
 from distill_pipeline.core.mix import (
+    Mix,
     MixConfig,
     MixError,
     MixExample,
+    TraceKey,
     build_mix,
+    domain_example,
     leaks,
     mix_sizes,
     split_holdout,
@@ -42,19 +54,33 @@ class MixSettings(dg.Config):
     openai_model: str = "gpt-4o-mini-2024-07-18"  # for the cost estimate when DISTILL_TRAINER=openai
 
 
-def all_pass_cases(pipeline: PipelineSettings) -> tuple[list[TraceRow], dict[str, str]]:
-    """Every materialized pass-case partition, and each file's sha256 (its data version)."""
+KEY_COLUMNS = ("completion_id", "content_hash", "intent")
+
+
+def pass_case_keys(pipeline: PipelineSettings) -> tuple[list[TraceKey], dict[str, str]]:
+    """Every materialized pass case as a TraceKey (only the light columns are read, never the messages), in
+    partition then file order, and each partition file's sha256 (its data version)."""
     layout = pipeline.layout
-    rows: list[TraceRow] = []
+    keys: list[TraceKey] = []
     versions: dict[str, str] = {}
+    intents: dict[str, str] = {}  # one string per intent, not one per row
     for day in layout.trace_partitions("pass_cases"):
-        rows += layout.read_traces("pass_cases", day)
+        columns = layout.read_trace_columns("pass_cases", day, KEY_COLUMNS, few_values={"intent"})
+        keys += [TraceKey(cid, digest, intents.setdefault(intent, intent))
+                 for cid, digest, intent in zip(*(columns[c] for c in KEY_COLUMNS), strict=True)]
         versions[day] = sha256_file(layout.traces_path("pass_cases", day))
-    return rows, versions
+    return keys, versions
 
 
-def _jsonl(path) -> list[bytes]:
-    return [line for line in path.read_bytes().splitlines() if line.strip()]
+def _lines(path) -> Iterator[bytes]:
+    """`path.read_bytes().splitlines()`, read a line at a time."""
+    with open(path, "rb") as handle:
+        for chunk in handle:
+            yield from chunk.splitlines()
+
+
+def _jsonl(path) -> Iterator[bytes]:
+    return (line for line in _lines(path) if line.strip())
 
 
 def read_general(path) -> list[GeneralExample]:
@@ -62,7 +88,26 @@ def read_general(path) -> list[GeneralExample]:
 
 
 def read_chat_lines(path) -> list[TraceRow]:
-    return [parse_line(line) for line in _jsonl(path)]
+    return list(iter_chat_lines(path))
+
+
+def iter_chat_lines(path) -> Iterator[TraceRow]:
+    return (parse_line(line) for line in _jsonl(path))
+
+
+def _held_lines(layout: StorageLayout, days: list[str], held: list[TraceKey], spill: SortedSpill) -> Iterator[bytes]:
+    """The holdout file's lines, in split_holdout's order (content hash, then partition, then file order),
+    fetching only the held rows a partition and a batch at a time; the spill keeps memory flat."""
+    wanted = {k.content_hash for k in held}
+    found = 0
+    for p, day in enumerate(days):
+        for position, row in layout.iter_traces_matching("pass_cases", day, wanted):
+            spill.add(b"%s %06d %010d" % (row.content_hash.encode(), p, position), _trace_line(row).rstrip(b"\n"))
+            found += 1
+    if found != len(held):
+        raise dg.Failure(f"pass_cases changed while eval_holdout was reading it ({found} held rows found, "
+                         f"{len(held)} expected); materialize again")
+    return (payload + b"\n" for payload in spill.payloads())
 
 
 @dg.asset(
@@ -109,14 +154,16 @@ def general_examples(context: dg.AssetExecutionContext, pipeline: PipelineSettin
 )
 def eval_holdout(context: dg.AssetExecutionContext, config: HoldoutConfig,
                  pipeline: PipelineSettings) -> dg.MaterializeResult:
-    rows, versions = all_pass_cases(pipeline)
-    if not rows:
+    keys, versions = pass_case_keys(pipeline)
+    if not keys:
         raise dg.Failure("no pass cases are materialized yet: run capture_job for at least one day first")
-    domain, _ = split_holdout(rows, share=config.share, minimum=config.minimum)
+    domain, _ = split_holdout(keys, share=config.share, minimum=config.minimum)
     general_all = read_general(pipeline.layout.asset_dir("general_examples") / "general_examples.jsonl")
     general, _ = split_holdout(general_all, share=config.general_share, minimum=config.general_minimum)
     out = pipeline.layout.asset_dir("eval_holdout")
-    domain_file = atomic_write_bytes(out / "domain.jsonl", b"".join(_trace_line(r) for r in domain))
+    with SortedSpill(out) as spill:
+        domain_file = atomic_write_chunks(out / "domain.jsonl",
+                                          _held_lines(pipeline.layout, list(versions), domain, spill))
     general_file = atomic_write_bytes(out / "general.jsonl", b"".join(
         json.dumps({"id": g.id, "category": g.category, "messages": g.messages, "check": g.check},
                    ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for g in general))
@@ -127,7 +174,7 @@ def eval_holdout(context: dg.AssetExecutionContext, config: HoldoutConfig,
         metadata={
             "dagster/row_count": len(domain),
             "general_holdout_rows": len(general),
-            "pass_cases_seen": len(rows),
+            "pass_cases_seen": len(keys),
             "share": config.share,
             "by_intent": dg.MetadataValue.json(dict(sorted(intents.items()))),
             "pass_case_partitions": dg.MetadataValue.json(versions),
@@ -147,6 +194,42 @@ def _trace_line(row: TraceRow) -> bytes:
               "metadata": row.metadata, "messages": example["messages"],
               "usage": {"prompt_tokens": row.prompt_tokens, "completion_tokens": row.completion_tokens}}
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode() + b"\n"
+
+
+def _mix_messages(layout: StorageLayout, days: list[str], mix: Mix, spill: SortedSpill) -> Iterator[bytes]:
+    """The messages (as JSON) of every train then validation example, in file order. General examples have
+    theirs; a domain example's are fetched from the first partition holding its content hash (equal hashes,
+    equal messages), reading only the matching rows a batch at a time."""
+    wanted: dict[str, bytes] = {}
+    for file, examples in enumerate((mix.train, mix.validation)):
+        for position, example in enumerate(examples):
+            key = b"%d %010d" % (file, position)
+            if example.source == "domain":
+                wanted[example.content_hash] = key
+            else:
+                spill.add(key, _messages_json(example.messages))
+    for day in days:
+        if not wanted:
+            break
+        for _, row in layout.iter_traces_matching("pass_cases", day, wanted):
+            key = wanted.pop(row.content_hash, None)
+            if key is not None:
+                spill.add(key, _messages_json(domain_example(row).messages))
+    if wanted:
+        raise dg.Failure(f"pass_cases changed while training_mix was reading it ({len(wanted)} chosen examples "
+                         "no longer found); materialize again")
+    return spill.payloads()
+
+
+def _messages_json(messages: list[dict]) -> bytes:
+    return json.dumps(messages, separators=(",", ":")).encode("ascii")  # ASCII: no newline, any text round-trips
+
+
+def _redacted_lines(examples: list[MixExample], messages: Iterator[bytes], report: RedactionReport) -> Iterator[bytes]:
+    """The file's lines: each example with its fetched messages, redacted (counted in `report`) in file order."""
+    for example in examples:
+        full = dataclasses.replace(example, messages=json.loads(next(messages)))
+        yield to_jsonl([redact_example(full, report.rules, report)])
 
 
 def mix_config(config: MixSettings, pipeline: PipelineSettings) -> MixConfig:
@@ -170,10 +253,11 @@ def mix_config(config: MixSettings, pipeline: PipelineSettings) -> MixConfig:
 def training_mix(context: dg.AssetExecutionContext, config: MixSettings,
                  pipeline: PipelineSettings) -> dg.MaterializeResult:
     layout = pipeline.layout
-    rows, versions = all_pass_cases(pipeline)
-    holdout = {r.content_hash for r in read_chat_lines(layout.asset_dir("eval_holdout") / "domain.jsonl")}
+    keys, versions = pass_case_keys(pipeline)
+    holdout = {r.content_hash for r in iter_chat_lines(layout.asset_dir("eval_holdout") / "domain.jsonl")}
     general_holdout = {g.content_hash for g in read_general(layout.asset_dir("eval_holdout") / "general.jsonl")}
-    domain = [r for r in rows if r.content_hash not in holdout]
+    domain = [k for k in keys if k.content_hash not in holdout]
+    del keys
     general = [g for g in read_general(layout.asset_dir("general_examples") / "general_examples.jsonl")
                if g.content_hash not in general_holdout]
     cfg = mix_config(config, pipeline)
@@ -184,10 +268,14 @@ def training_mix(context: dg.AssetExecutionContext, config: MixSettings,
     out = layout.asset_dir("training_mix")
     # Patient data is redacted before anything is written for training (and may leave the machine).
     redaction = RedactionReport(pipeline.load_task().redaction_rules)
-    train_examples = [redact_example(e, redaction.rules, redaction) for e in mix.train]
-    validation_examples = [redact_example(e, redaction.rules, redaction) for e in mix.validation]
-    train = atomic_write_bytes(out / "train.jsonl", to_jsonl(train_examples))
-    validation = atomic_write_bytes(out / "validation.jsonl", to_jsonl(validation_examples))
+    with SortedSpill(out) as spill:
+        messages = _mix_messages(layout, list(versions), mix, spill)
+        try:
+            train = atomic_write_chunks(out / "train.jsonl", _redacted_lines(mix.train, messages, redaction))
+            validation = atomic_write_chunks(out / "validation.jsonl",
+                                             _redacted_lines(mix.validation, messages, redaction))
+        finally:
+            messages.close()
     # The ids of everything trained on, for the model card and `distill audit`.
     manifest = [{"file": "train", "source": e.source, "id": e.id, "intent": e.intent,
                  "content_hash": e.content_hash} for e in mix.train]
@@ -200,7 +288,7 @@ def training_mix(context: dg.AssetExecutionContext, config: MixSettings,
                                                 "redaction": redaction.card(), "run_id": context.run.run_id})
     settings = preset(pipeline.preset)
     epochs = config.epochs or settings.epochs
-    report = check_lines((out / "train.jsonl").read_bytes().splitlines(),
+    report = check_lines(_lines(out / "train.jsonl"),
                          max_tokens=settings.max_seq_len if pipeline.trainer == "local" else 65_536)
     cost = estimate_training_cost(report.billing_tokens, epochs, pipeline.trainer,
                                   model=config.openai_model if pipeline.trainer == "openai" else "",
@@ -239,9 +327,8 @@ def training_mix(context: dg.AssetExecutionContext, config: MixSettings,
 def training_mix_format(pipeline: PipelineSettings) -> dg.AssetCheckResult:
     out = pipeline.layout.asset_dir("training_mix")
     limit = preset(pipeline.preset).max_seq_len if pipeline.trainer == "local" else 65_536
-    train = check_lines((out / "train.jsonl").read_bytes().splitlines(), max_tokens=limit)
-    validation = check_lines((out / "validation.jsonl").read_bytes().splitlines(), max_tokens=limit,
-                             min_examples=1)
+    train = check_lines(_lines(out / "train.jsonl"), max_tokens=limit)
+    validation = check_lines(_lines(out / "validation.jsonl"), max_tokens=limit, min_examples=1)
     return dg.AssetCheckResult(passed=train.ok and validation.ok, metadata={
         "train": train.summary(), "validation": validation.summary(), "token_limit": limit,
         "errors_by_key": dg.MetadataValue.json({"train": train.counts, "validation": validation.counts})})
@@ -251,7 +338,7 @@ def training_mix_format(pipeline: PipelineSettings) -> dg.AssetCheckResult:
                 description="No example in the train or validation file has the content hash of a holdout example.")
 def training_mix_no_leakage(pipeline: PipelineSettings) -> dg.AssetCheckResult:
     layout = pipeline.layout
-    holdout = {r.content_hash for r in read_chat_lines(layout.asset_dir("eval_holdout") / "domain.jsonl")}
+    holdout = {r.content_hash for r in iter_chat_lines(layout.asset_dir("eval_holdout") / "domain.jsonl")}
     holdout |= {g.content_hash for g in read_general(layout.asset_dir("eval_holdout") / "general.jsonl")}
     out = layout.asset_dir("training_mix")
     # The files are redacted, so compare the original content hashes recorded beside them, and the files'
@@ -260,7 +347,7 @@ def training_mix_no_leakage(pipeline: PipelineSettings) -> dg.AssetCheckResult:
                 for e in (json.loads(line) for line in _jsonl(out / "examples.jsonl"))]
     for name in ("train.jsonl", "validation.jsonl"):
         examples += [MixExample("domain", r.intent, r.completion_id, r.content_hash, [])
-                     for r in read_chat_lines(out / name)]
+                     for r in iter_chat_lines(out / name)]
     found = sorted({e.id for e in leaks(examples, holdout)})
     return dg.AssetCheckResult(passed=not found, metadata={"leaked": len(found), "leaked_ids": found[:20],
                                                           "holdout_hashes": len(holdout)},
