@@ -6,7 +6,9 @@ every partition with the project's own asset code, each stage in a fresh process
 its own, plus the reference: `pyarrow.json.read_json` on the same files. Finally it times one tick of
 the retraining sensor on a Dagster instance holding a materialization of every pass_cases partition.
 
-    python bench/scale.py [--n 1000000] [--days 30] [--out /tmp/scale] [--stages ...] [--regenerate]
+    python bench/scale.py [--n 1000000] [--days 30] [--out /tmp/scale] [--stages pyarrow,capture,...] [--profile]
+
+Exports already under --out for the same N, days and seed are reused (delete the folder to regenerate).
 
 Goals: capture + curate + mix within 3x the pyarrow parse time, peak memory under 2 GB and flat as N
 grows, a sensor tick under one second. Figures and the machine they came from: bench/README.md.
@@ -92,17 +94,14 @@ def _names(gs: Any) -> list[str]:
 
 
 def _stored_line(gs: Any, cid: str, created: int, user_json: str, answer_json: str, prompt_tokens: int,
-                 completion_tokens: int, metadata_json: str) -> str:
+                 completion_tokens: int, metadata_json: str, system_json: str) -> str:
     """dumps(gs.stored_completion(...)) without building the dict (checked against it in `write_day`)."""
     return (f'{{"id":"{cid}","object":"chat.completion","created":{created},"model":"{gs.MODEL}",'
             f'"choices":[{{"index":0,"finish_reason":"stop","logprobs":null,"message":{{"role":"assistant",'
             f'"content":{answer_json},"refusal":null}}}}],"usage":{{"prompt_tokens":{prompt_tokens},'
             f'"completion_tokens":{completion_tokens},"total_tokens":{prompt_tokens + completion_tokens}}},'
             f'"metadata":{metadata_json},"request_messages":[{{"id":"{cid}-0","role":"system",'
-            f'"content":{_SYSTEM_JSON[0]}}},{{"id":"{cid}-1","role":"user","content":{user_json}}}]}}')
-
-
-_SYSTEM_JSON: list[str] = [""]
+            f'"content":{system_json}}},{{"id":"{cid}-1","role":"user","content":{user_json}}}]}}')
 
 
 def write_day(gs: Any, day: date, n_day: int, traces_dir: Path, seed: int) -> dict[str, int]:
@@ -111,7 +110,7 @@ def write_day(gs: Any, day: date, n_day: int, traces_dir: Path, seed: int) -> di
     names = _names(gs)
     size = max(300, math.ceil(n_day / (len(names) - 80)))
     pool = _templates(gs, day, size, rng.getrandbits(32))
-    _SYSTEM_JSON[0] = json.dumps(gs.SYSTEM_PROMPT)
+    system_json = json.dumps(gs.SYSTEM_PROMPT)
     system_tokens = gs.approx_tokens(gs.SYSTEM_PROMPT) + 7
     start = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
     step = 86_000 / max(n_day, 1)
@@ -163,7 +162,7 @@ def write_day(gs: Any, day: date, n_day: int, traces_dir: Path, seed: int) -> di
             parts = {"cid": cid, "created": created, "user_json": user_json,
                      "answer_json": template["answers_json"][wrong], "prompt_tokens": prompt_tokens,
                      "completion_tokens": gs.approx_tokens(answer_text),
-                     "metadata_json": json.dumps(metadata, separators=(",", ":"))}
+                     "metadata_json": json.dumps(metadata, separators=(",", ":")), "system_json": system_json}
             line = _stored_line(gs, **parts)
             if checked < 20:  # the fast path writes exactly what the sample generator would
                 transcript = template["transcript"].replace(NAME_SLOT, name)
