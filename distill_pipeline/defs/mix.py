@@ -83,6 +83,11 @@ def _jsonl(path) -> Iterator[bytes]:
     return (line for line in _lines(path) if line.strip())
 
 
+def _general_line(example: GeneralExample) -> bytes:
+    record = {"id": example.id, "category": example.category, "messages": example.messages, "check": example.check}
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
 def read_general(path) -> list[GeneralExample]:
     return [parse_general_example(json.loads(line)) for line in _jsonl(path)]
 
@@ -122,8 +127,7 @@ def general_examples(context: dg.AssetExecutionContext, pipeline: PipelineSettin
     if not source.exists():
         raise dg.Failure(f"general examples file {source} does not exist (DISTILL_GENERAL_EXAMPLES)")
     result = load_general_examples(source.read_bytes().splitlines())
-    body = b"".join(json.dumps({"id": e.id, "category": e.category, "messages": e.messages, "check": e.check},
-                               ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for e in result.examples)
+    body = b"".join(_general_line(e) for e in result.examples)
     written = atomic_write_bytes(pipeline.layout.asset_dir("general_examples") / "general_examples.jsonl", body)
     if result.rejected:
         context.log.warning(f"{len(result.rejected)} general examples rejected; first: line "
@@ -164,9 +168,7 @@ def eval_holdout(context: dg.AssetExecutionContext, config: HoldoutConfig,
     with SortedSpill(out) as spill:
         domain_file = atomic_write_chunks(out / "domain.jsonl",
                                           _held_lines(pipeline.layout, list(versions), domain, spill))
-    general_file = atomic_write_bytes(out / "general.jsonl", b"".join(
-        json.dumps({"id": g.id, "category": g.category, "messages": g.messages, "check": g.check},
-                   ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for g in general))
+    general_file = atomic_write_bytes(out / "general.jsonl", b"".join(_general_line(g) for g in general))
     intents: dict[str, int] = {}
     for r in domain:
         intents[r.intent] = intents.get(r.intent, 0) + 1

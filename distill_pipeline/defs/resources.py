@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -10,6 +12,13 @@ from pydantic import PrivateAttr
 
 from distill_pipeline import settings
 from distill_pipeline.backends.storage import StorageLayout
+
+
+@lru_cache(maxsize=8)
+def _load_task(path: str, mtime_ns: int) -> Any:
+    from distill_pipeline.core.taskspec import load_task_spec
+
+    return load_task_spec(path)
 
 
 class PipelineSettings(dg.ConfigurableResource):
@@ -28,9 +37,9 @@ class PipelineSettings(dg.ConfigurableResource):
         return StorageLayout(self.storage_root)
 
     def load_task(self) -> Any:
-        from distill_pipeline.core.taskspec import load_task_spec
-
-        return load_task_spec(self.task_spec)
+        """The task spec, parsed once per file version (every asset asks for it, every partition)."""
+        path = Path(self.task_spec)
+        return _load_task(str(path), path.stat().st_mtime_ns if path.exists() else 0)
 
     @classmethod
     def from_env(cls) -> PipelineSettings:
