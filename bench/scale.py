@@ -260,7 +260,7 @@ def _quiet_dagster() -> None:
     logging.getLogger("dagster").setLevel(logging.WARNING)
 
 
-def stage_pyarrow(out: Path) -> dict[str, Any]:
+def stage_pyarrow(out: Path, workers: int = 1) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.json as pj
 
@@ -287,58 +287,95 @@ def stage_pyarrow(out: Path) -> dict[str, Any]:
     return result
 
 
-def stage_capture(out: Path) -> dict[str, Any]:
-    _quiet_dagster()
+def _capture_day(out: Path, day: str) -> dict[str, int]:
     import dagster as dg
 
-    from distill_pipeline.backends.jsonl_source import JsonlExportSource
     from distill_pipeline.defs.capture import teacher_traces
     from distill_pipeline.defs.resources import OpenAIResource
 
-    pipeline, openai = _pipeline(out), OpenAIResource()
-    shutil.rmtree(out / "storage", ignore_errors=True)
-    days = JsonlExportSource(pipeline.traces_dir).days()
-    counts = {"input_rows": 0, "rows": 0, "quarantined_rows": 0, "duplicate_rows": 0, "do_not_train_rows": 0}
-    instance = dg.DagsterInstance.ephemeral()  # one for all partitions: Dagster's set-up is not the asset's cost
-    started, cpu = time.perf_counter(), _cpu_s()
-    for day in days:
-        result = teacher_traces(dg.build_asset_context(partition_key=day, instance=instance), pipeline=pipeline,
-                                openai=openai)
-        meta = result.metadata
-        for key in counts:
-            counts[key] += int(meta["dagster/row_count" if key == "rows" else key])
-    wall = time.perf_counter() - started
-    cpu = _cpu_s() - cpu
-    return {**counts, "rows": counts["input_rows"], "wall_s": wall, "cpu_s": cpu, "partitions": len(days),
-            "output_rows": counts["rows"]}
+    context = dg.build_asset_context(partition_key=day, instance=_instance())
+    meta = teacher_traces(context, pipeline=_pipeline(out), openai=OpenAIResource()).metadata
+    return {key: int(meta["dagster/row_count" if key == "rows" else key]) for key in CAPTURE_COUNTS}
 
 
-def stage_curate(out: Path) -> dict[str, Any]:
-    _quiet_dagster()
+def _curate_day(out: Path, day: str) -> dict[str, int]:
     import dagster as dg
 
     from distill_pipeline.defs.curate import pass_cases, trace_evals
     from distill_pipeline.defs.resources import OpenAIResource
 
-    pipeline, openai = _pipeline(out), OpenAIResource()
-    days = pipeline.layout.trace_partitions("teacher_traces")
-    traces = passed = evals = 0
-    instance = dg.DagsterInstance.ephemeral()
+    pipeline = _pipeline(out)
+    meta = trace_evals(dg.build_asset_context(partition_key=day, instance=_instance()), pipeline=pipeline,
+                       openai=OpenAIResource()).metadata
+    passed = pass_cases(dg.build_asset_context(partition_key=day, instance=_instance()), pipeline=pipeline).metadata
+    return {"traces": int(meta["traces"]), "eval_rows": int(meta["dagster/row_count"]),
+            "pass_cases": int(passed["dagster/row_count"])}
+
+
+_INSTANCE: Any = None
+
+
+def _instance() -> Any:
+    """One ephemeral instance per process: Dagster's set-up is not the asset's cost."""
+    global _INSTANCE
+    if _INSTANCE is None:
+        import dagster as dg
+
+        _INSTANCE = dg.DagsterInstance.ephemeral()
+    return _INSTANCE
+
+
+def _worker_init() -> None:
+    _quiet_dagster()
+
+
+def _over_partitions(fn: Any, out: Path, days: list[str], workers: int) -> tuple[dict[str, int], dict[str, float]]:
+    """fn(out, day) for every day, `workers` partitions at a time in worker processes (as Dagster's multiprocess
+    executor runs a backfill: one process per partition run), summing the counts. Also CPU seconds and peak
+    memory of the parent and the workers."""
+    import concurrent.futures
+    import multiprocessing
+
+    totals: dict[str, int] = {}
     started, cpu = time.perf_counter(), _cpu_s()
-    for day in days:
-        context = dg.build_asset_context(partition_key=day, instance=instance)
-        meta = trace_evals(context, pipeline=pipeline, openai=openai).metadata
-        traces += int(meta["traces"])
-        evals += int(meta["dagster/row_count"])
-        context = dg.build_asset_context(partition_key=day, instance=instance)
-        passed += int(pass_cases(context, pipeline=pipeline).metadata["dagster/row_count"])
+    if workers <= 1:
+        results = [fn(out, day) for day in days]
+    else:
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                                    initializer=_worker_init) as pool:
+            results = list(pool.map(fn, [out] * len(days), days))
     wall = time.perf_counter() - started
-    cpu = _cpu_s() - cpu
-    return {"rows": traces, "wall_s": wall, "cpu_s": cpu, "partitions": len(days), "eval_rows": evals,
-            "pass_cases": passed}
+    for result in results:
+        for key, value in result.items():
+            totals[key] = totals.get(key, 0) + value
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    stats = {"wall_s": wall, "cpu_s": _cpu_s() - cpu + children.ru_utime + children.ru_stime,
+             "workers": workers, "worker_peak_mb": children.ru_maxrss / 1024}
+    return totals, stats
 
 
-def stage_mix(out: Path) -> dict[str, Any]:
+CAPTURE_COUNTS = ("input_rows", "rows", "quarantined_rows", "duplicate_rows", "do_not_train_rows")
+
+
+def stage_capture(out: Path, workers: int = 1) -> dict[str, Any]:
+    _quiet_dagster()
+    from distill_pipeline.backends.jsonl_source import JsonlExportSource
+
+    shutil.rmtree(out / "storage", ignore_errors=True)
+    days = JsonlExportSource(_pipeline(out).traces_dir).days()
+    counts, stats = _over_partitions(_capture_day, out, days, workers)
+    return {**counts, **stats, "rows": counts["input_rows"], "partitions": len(days), "output_rows": counts["rows"]}
+
+
+def stage_curate(out: Path, workers: int = 1) -> dict[str, Any]:
+    _quiet_dagster()
+    days = _pipeline(out).layout.trace_partitions("teacher_traces")
+    counts, stats = _over_partitions(_curate_day, out, days, workers)
+    return {**stats, "rows": counts["traces"], "partitions": len(days), "eval_rows": counts["eval_rows"],
+            "pass_cases": counts["pass_cases"]}
+
+
+def stage_mix(out: Path, workers: int = 1) -> dict[str, Any]:
     _quiet_dagster()
     import dagster as dg
 
@@ -364,7 +401,8 @@ def stage_mix(out: Path) -> dict[str, Any]:
     return {"rows": rows, "wall_s": wall, "cpu_s": cpu, "partitions": len(days), "materializations": meta}
 
 
-def stage_sensor(out: Path, partitions: int = 30, rematerializations: tuple[int, ...] = (1, 10)) -> dict[str, Any]:
+def stage_sensor(out: Path, workers: int = 1, partitions: int = 30,
+                 rematerializations: tuple[int, ...] = (1, 10)) -> dict[str, Any]:
     """One tick of new_traces_sensor on an instance with a training_mix and `partitions` pass_cases
     materializations (then again with each partition materialized several times)."""
     _quiet_dagster()
@@ -395,28 +433,31 @@ def stage_sensor(out: Path, partitions: int = 30, rematerializations: tuple[int,
     return result
 
 
-def run_stage(name: str, out: Path, profile: bool = False) -> dict[str, Any]:
+def run_stage(name: str, out: Path, profile: bool = False, workers: int = 1) -> dict[str, Any]:
     fn = {"pyarrow": stage_pyarrow, "capture": stage_capture, "curate": stage_curate, "mix": stage_mix,
           "sensor": stage_sensor}[name]
     if not profile:
-        result = fn(out)
+        result = fn(out, workers)
     else:
         import cProfile
         import io
         import pstats
 
         profiler = cProfile.Profile()
-        result = profiler.runcall(fn, out)
+        result = profiler.runcall(fn, out, 1)  # a profile sees this process only: no workers
         text = io.StringIO()
         pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(40)
         pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(40)
         (out / f"profile-{name}.txt").write_text(text.getvalue())
-    result["peak_mb"] = _peak_mb()
+    # Peak memory: this process, or, with workers, this process and every worker at its own peak at once
+    # (an upper bound on the whole stage's resident memory).
+    result["peak_mb"] = _peak_mb() + result.get("workers", 0) * result.get("worker_peak_mb", 0.0)
     return result
 
 
-def _child(name: str, out: Path, timeout: float, profile: bool) -> dict[str, Any]:
-    command = [sys.executable, str(Path(__file__).resolve()), "--stage", name, "--out", str(out)]
+def _child(name: str, out: Path, timeout: float, profile: bool, workers: int) -> dict[str, Any]:
+    command = [sys.executable, str(Path(__file__).resolve()), "--stage", name, "--out", str(out),
+               "--workers", str(workers)]
     command += ["--profile"] if profile else []
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO)
@@ -495,11 +536,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per stage")
     parser.add_argument("--profile", action="store_true",
                         help="run each stage under cProfile (slower); top functions in OUT/profile-STAGE.txt")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="partitions run at once by capture and curate, one process each (default: the cores)")
     parser.add_argument("--stage", help=argparse.SUPPRESS)  # internal: run one stage in this process
     args = parser.parse_args(argv)
     out = args.out.resolve()
     if args.stage:
-        print(json.dumps(run_stage(args.stage, out, args.profile), default=str))
+        print(json.dumps(run_stage(args.stage, out, args.profile, args.workers), default=str))
         return 0
     if REPO in out.parents or out == REPO:
         parser.error("--out must be outside the repository (generated data is large)")
@@ -513,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
           f"under {out / 'traces'} (generated in {manifest['generate_s']} s)", flush=True)
     results: dict[str, dict[str, Any]] = {}
     for name in stages:
-        results[name] = _child(name, out, args.timeout, args.profile)
+        results[name] = _child(name, out, args.timeout, args.profile, args.workers)
         print(f"  {name}: {json.dumps(results[name], default=str)}", flush=True)
     text = report(args.n, manifest, results)
     print()

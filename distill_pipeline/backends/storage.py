@@ -201,6 +201,24 @@ class StorageLayout:
         with full_gc_paused():
             return [trace_from_record(r) for r in _pylist(pq.read_table(path))]
 
+    def read_trace_table(self, asset: str, partition: str, columns: Sequence[str] | None = None) -> pa.Table:
+        """The trace table itself (or some of its columns), for work that needs no TraceRow per row."""
+        return pq.read_table(self._existing_traces_path(asset, partition),
+                             columns=list(columns) if columns is not None else None)
+
+    def write_trace_table(self, asset: str, partition: str, table: pa.Table) -> Written:
+        """Write a table in the trace-row contract (e.g. a filtered read of another trace asset)."""
+        if table.schema.names != TRACE_SCHEMA.names:
+            raise ValueError(f"{asset}: not a trace table (columns {table.schema.names})")
+        # Parquet has no second-resolution timestamps (created_at comes back in ms): the contract's types again,
+        # so the file is the one write_traces would write.
+        table = table.cast(TRACE_SCHEMA)
+        return atomic_write_table(self.traces_path(asset, partition), table)
+
+    def count_traces(self, asset: str, partition: str) -> int:
+        """Rows in a partition's trace file, from the Parquet footer (no data read)."""
+        return pq.ParquetFile(self._existing_traces_path(asset, partition)).metadata.num_rows
+
     def read_trace_columns(self, asset: str, partition: str, columns: Sequence[str],
                            few_values: Container[str] = ()) -> dict[str, list[Any]]:
         """Some columns of a trace table (e.g. ids, hashes, intents) without reading the messages. In the
@@ -238,6 +256,19 @@ def write_records(path: str | Path, records: list[dict[str, Any]], schema: pa.Sc
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
     return _pylist(pq.read_table(path))
+
+
+def write_columns(path: str | Path, columns: dict[str, list[Any]], schema: pa.Schema) -> Written:
+    with full_gc_paused():
+        return atomic_write_table(path, pa.Table.from_pydict({name: columns[name] for name in schema.names},
+                                                             schema=schema))
+
+
+def read_columns(path: str | Path, columns: Sequence[str]) -> dict[str, list[Any]]:
+    """Some columns of a table as Python lists."""
+    table = pq.read_table(path, columns=list(columns))
+    with full_gc_paused():
+        return {name: _column_values(table.column(name)) for name in columns}
 
 
 class SortedSpill:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,10 @@ class EvalRow:
                        self.required)
 
 
+EVAL_FIELDS = ("completion_id", "content_hash", "intent", "grader", "grader_type", "grader_version", "required",
+               "passed", "skipped", "score", "reason")
+
+
 def evaluate(graders: Sequence[Grader], traces: Iterable[TraceRow]) -> list[EvalRow]:
     rows = []
     with full_gc_paused():
@@ -42,6 +46,37 @@ def evaluate(graders: Sequence[Grader], traces: Iterable[TraceRow]) -> list[Eval
                 rows.append(EvalRow(trace.completion_id, trace.content_hash, trace.intent, grader.name, grader.type,
                                     v.version, v.required, v.passed, v.skipped, float(v.score), v.reason))
     return rows
+
+
+def eval_columns(rows: Sequence[EvalRow]) -> dict[str, list[Any]]:
+    """The rows as columns, in EVAL_FIELDS order (what the trace_evals table is built from)."""
+    with full_gc_paused():
+        return {name: [getattr(row, name) for row in rows] for name in EVAL_FIELDS}
+
+
+def passing_ids_from_columns(columns: Mapping[str, Sequence[Any]], rule: PassRule) -> set[str]:
+    """`passing_ids` over stored verdict columns (completion_id, required, passed, skipped, score), without
+    building a row object per verdict: skipped verdicts never count, every counted required one must pass,
+    and under min_score the mean counted score must reach it."""
+    failed: set[str] = set()
+    totals: dict[str, list[float]] = {}
+    for cid, required, passed, skipped, score in zip(columns["completion_id"], columns["required"],
+                                                     columns["passed"], columns["skipped"], columns["score"],
+                                                     strict=True):
+        entry = totals.get(cid)
+        if entry is None:
+            entry = totals[cid] = [0.0, 0.0]
+        if skipped:
+            continue
+        if required and not passed:
+            failed.add(cid)
+        entry[0] += score
+        entry[1] += 1
+    keep = set(totals) - failed
+    if rule.kind == "min_score":
+        floor = rule.min_score or 0.0
+        keep = {cid for cid in keep if not totals[cid][1] or totals[cid][0] / totals[cid][1] >= floor}
+    return keep
 
 
 def verdicts_by_trace(rows: Iterable[EvalRow]) -> dict[str, list[Verdict]]:

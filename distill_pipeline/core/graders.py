@@ -8,6 +8,7 @@ on one trace becomes a failed verdict carrying the error, not a crashed run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import json
@@ -23,7 +24,7 @@ from jsonschema.validators import validator_for
 from distill_pipeline.core.chat import ChatModel
 from distill_pipeline.core.metrics import MAX_ANSWER_CHARS, exact_match, field_f1
 from distill_pipeline.core.taskspec import GraderSpec, PassRule, TaskSpec
-from distill_pipeline.core.traces import TraceRow
+from distill_pipeline.core.traces import TraceRow, loads_json
 
 JUDGE_NOT_CONFIGURED = ("llm_judge skipped: no judge endpoint configured "
                         "(set OPENAI_BASE_URL/OPENAI_API_KEY and enable it in the task spec)")
@@ -69,15 +70,46 @@ def _load_answer(text: str) -> tuple[Any, str]:
     if len(text) > MAX_ANSWER_CHARS:
         return None, f"the answer is {len(text):,} characters, over the {MAX_ANSWER_CHARS:,} limit"
     try:
-        return json.loads(text), ""
+        return loads_json(text), ""
     except RecursionError:
         return None, "the answer's JSON is nested too deeply"
     except ValueError as err:
         return None, f"the answer is not valid JSON ({err})"
 
 
+# What every grader reads of a trace (its answer text, decoded answer, request text), worked out once per
+# trace and kept on the row: a row's fields never change after parsing, and graders only read these values.
+def _memo(trace: TraceRow, key: str, make: Callable[[], Any]) -> Any:
+    cache = trace.__dict__
+    if key not in cache:
+        object.__setattr__(trace, key, make())
+    return cache[key]
+
+
+def answer_text(trace: TraceRow) -> str:
+    return _memo(trace, "_grading_answer_text", lambda: trace.answer_text)
+
+
+def decoded_answer(trace: TraceRow) -> tuple[Any, str]:
+    """`_load_answer(trace.answer_text)`, decoded once for all the graders of a trace."""
+    return _memo(trace, "_grading_answer", lambda: _load_answer(answer_text(trace)))
+
+
+def request_text(trace: TraceRow) -> str:
+    """The request as one NFC-normalised string."""
+    return _memo(trace, "_grading_request", lambda: unicodedata.normalize("NFC", trace.request_text))
+
+
+def _request_folded(trace: TraceRow) -> str:
+    return _memo(trace, "_grading_request_folded", lambda: request_text(trace).casefold())
+
+
+def _request_words(trace: TraceRow) -> list[str]:
+    return _memo(trace, "_grading_request_words", lambda: _words(request_text(trace)))
+
+
 def _answer_object(trace: TraceRow) -> tuple[dict[str, Any] | None, str]:
-    value, problem = _load_answer(trace.answer_text)
+    value, problem = decoded_answer(trace)
     if problem:
         return None, problem
     if not isinstance(value, dict):
@@ -137,16 +169,40 @@ class JsonSchemaGrader(Grader):
         super().__init__(spec)
         schema = dict(self.params.get("schema") or schema)
         self.validator = validator_for(schema)(schema)
+        self.fast = _compiled_validator(schema)
 
     def _grade(self, trace: TraceRow) -> Verdict:
-        value, problem = _load_answer(trace.answer_text)
+        value, problem = decoded_answer(trace)
         if problem:
             return self._fail(problem)
+        if self.fast is not None and _fast_valid(self.fast, value):
+            return self._pass("matches the schema")
+        # Not valid for the compiled validator (or no compiled one): jsonschema decides and says why.
         error = best_match(self.validator.iter_errors(value))
         if error is None:
             return self._pass("matches the schema")
         where = _format_path(error.absolute_path) or "top level"
         return self._fail(f"{where}: {error.message}")
+
+
+def _compiled_validator(schema: Mapping[str, Any]) -> Any:
+    """jsonschema-rs's compiled validator for the schema (about 50x faster than jsonschema on the bundled task's
+    answers), or None where it cannot take the schema. It is only trusted to say "valid": every answer it
+    rejects goes to jsonschema, so a regex or format it reads more strictly can only cost time, never a
+    verdict. The tests check that it never calls valid what jsonschema rejects."""
+    try:
+        import jsonschema_rs
+
+        return jsonschema_rs.validator_for(dict(schema), validate_formats=False)
+    except Exception:  # an unsupported keyword, a regex it cannot compile, no wheel for this platform
+        return None
+
+
+def _fast_valid(validator: Any, value: Any) -> bool:
+    try:
+        return bool(validator.is_valid(value))
+    except Exception:  # a value it cannot convert (an integer past 64 bits, say): jsonschema decides
+        return False
 
 
 def _format_path(parts: Sequence[Any]) -> str:
@@ -170,7 +226,7 @@ class StringCheckGrader(Grader):
         self.pattern = re.compile(self.value, re.IGNORECASE if self.ignore_case else 0) if self.op == "regex" else None
 
     def _grade(self, trace: TraceRow) -> Verdict:
-        text = trace.answer_text
+        text = answer_text(trace)
         if len(text) > MAX_ANSWER_CHARS:
             return self._fail(f"the answer is {len(text):,} characters, over the {MAX_ANSWER_CHARS:,} limit")
         target = self.path or "the answer"
@@ -254,17 +310,31 @@ def name_without_title(name: str) -> list[str]:
 
 def name_in_text(name: str, text: str) -> bool:
     """The name's words (title aside) appear in the text in order, case-insensitively."""
+    return _name_in_words(name, _words(text))
+
+
+def _name_in_words(name: str, words: list[str]) -> bool:
     wanted = name_without_title(name)
     if not wanted:
         return False
-    words = _words(text)
-    n = len(wanted)
-    return any(words[i:i + n] == wanted for i in range(len(words) - n + 1))
+    n, first, i = len(wanted), wanted[0], -1
+    try:
+        while True:  # list.index finds each occurrence of the first word in C; compare the rest only there
+            i = words.index(first, i + 1)
+            if words[i:i + n] == wanted:
+                return True
+    except ValueError:
+        return False
 
 
 def literal_in_text(value: str, text: str) -> bool:
     """The value appears in the text, not as part of a longer number or word."""
-    return re.search(rf"(?<![\w]){re.escape(value)}(?![\w])", text) is not None
+    return value in text and _literal_pattern(value).search(text) is not None  # a substring test rules most out
+
+
+@functools.lru_cache(maxsize=4096)
+def _literal_pattern(value: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w]){re.escape(value)}(?![\w])")
 
 
 class GroundedGrader(Grader):
@@ -280,7 +350,6 @@ class GroundedGrader(Grader):
         value, problem = _answer_object(trace)
         if value is None:
             return self._fail(f"cannot check grounding: {problem}")
-        request = unicodedata.normalize("NFC", trace.request_text)
         ungrounded = []
         for path, kind in self.fields.items():
             actual = get_path(value, path)
@@ -290,7 +359,8 @@ class GroundedGrader(Grader):
                 ungrounded.append(f"{path} {_short(actual)} is not a string")
                 continue
             actual = unicodedata.normalize("NFC", actual).strip()
-            found = name_in_text(actual, request) if kind == "name" else literal_in_text(actual, request)
+            found = (_name_in_words(actual, _request_words(trace)) if kind == "name"
+                     else literal_in_text(actual, request_text(trace)))
             if not found:
                 ungrounded.append(f"{path} {_short(actual)} does not appear in the request")
         score = 1 - len(ungrounded) / len(self.fields) if self.fields else 1.0
@@ -322,7 +392,7 @@ class CodeSetGrader(Grader):
             return self._fail(f"{self.field} must be a code or a list of codes (got {_short(actual)})")
         if not codes:
             return self._pass(f"no {self.field} codes")
-        request = unicodedata.normalize("NFC", trace.request_text).casefold()
+        request = _request_folded(trace)
         problems = []
         for code in codes:
             if code not in self.codes:
@@ -338,8 +408,14 @@ class CodeSetGrader(Grader):
 
 def _keyword_in(word: str, folded_text: str) -> bool:
     """A word starts a word of the text (so 'headache' finds 'headaches', 'cold' misses 'scolded')."""
+    pattern, needle = _keyword_pattern(word)
+    return needle in folded_text and pattern.search(folded_text) is not None  # a substring test rules most out
+
+
+@functools.lru_cache(maxsize=4096)
+def _keyword_pattern(word: str) -> tuple[re.Pattern[str], str]:
     word = unicodedata.normalize("NFC", word).casefold()
-    return re.search(rf"(?<!\w){re.escape(word)}", folded_text) is not None
+    return re.compile(rf"(?<!\w){re.escape(word)}"), word
 
 
 def load_function(target: str) -> Callable[..., Any]:

@@ -3,16 +3,16 @@
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from distill_pipeline.backends.storage import JsonFileCache, read_records, write_records
+from distill_pipeline.backends.storage import JsonFileCache, read_columns, read_records, write_columns
 from distill_pipeline.core.curate import (
     EvalRow,
-    eval_row_record,
+    eval_columns,
     evaluate,
     failures,
     pass_rates,
-    select_passing,
-    uncovered,
+    passing_ids_from_columns,
 )
 from distill_pipeline.core.graders import build_graders
 from distill_pipeline.defs.partitions import daily
@@ -63,7 +63,7 @@ def trace_evals(context: dg.AssetExecutionContext, pipeline: PipelineSettings,
     rows = evaluate(graders, traces)
     if any(g.type == "llm_judge" for g in graders):
         cache.save()
-    written = write_records(eval_path(pipeline, day), [eval_row_record(r) for r in rows], EVAL_SCHEMA)
+    written = write_columns(eval_path(pipeline, day), eval_columns(rows), EVAL_SCHEMA)
     rates = pass_rates(rows, task.pass_rule)
     counts, examples = failures(rows)
     skipped = sorted({r.reason for r in rows if r.skipped})
@@ -93,12 +93,13 @@ def trace_evals(context: dg.AssetExecutionContext, pipeline: PipelineSettings,
 def trace_evals_cover_every_trace(context: dg.AssetCheckExecutionContext,
                                   pipeline: PipelineSettings) -> dg.AssetCheckResult:
     day = context.partition_key
-    traces = pipeline.layout.read_traces("teacher_traces", day)
-    rows = read_eval_rows(pipeline, day)
+    ids = pipeline.layout.read_trace_columns("teacher_traces", day, ["completion_id"])["completion_id"]
+    verdicts = read_columns(eval_path(pipeline, day), ["completion_id", "grader"])
     names = sorted({g.name for g in pipeline.load_task().enabled_graders})
-    missing = uncovered(traces, rows, names)
+    graded = set(zip(verdicts["completion_id"], verdicts["grader"], strict=True))
+    missing = [cid for cid in ids if any((cid, name) not in graded for name in names)]
     return dg.AssetCheckResult(passed=not missing, metadata={
-        "traces": len(traces), "graders": len(names), "missing": len(missing),
+        "traces": len(ids), "graders": len(names), "missing": len(missing),
         "missing_ids": dg.MetadataValue.json(missing[:20])})
 
 
@@ -113,16 +114,21 @@ def trace_evals_cover_every_trace(context: dg.AssetCheckExecutionContext,
 def pass_cases(context: dg.AssetExecutionContext, pipeline: PipelineSettings) -> dg.MaterializeResult:
     day = context.partition_key
     task = pipeline.load_task()
-    traces = pipeline.layout.read_traces("teacher_traces", day)
-    passed = select_passing(traces, read_eval_rows(pipeline, day), task.pass_rule)
-    written = pipeline.layout.write_traces("pass_cases", day, passed)
-    rate = len(passed) / len(traces) if traces else 0.0
+    # The verdicts' few columns decide; the passing rows are then taken from the trace table as they are,
+    # in their order, never turned into Python objects.
+    verdicts = read_columns(eval_path(pipeline, day), ["completion_id", "required", "passed", "skipped", "score"])
+    keep = passing_ids_from_columns(verdicts, task.pass_rule)
+    traces = pipeline.layout.read_trace_table("teacher_traces", day)
+    passed = traces.filter(pc.is_in(traces.column("completion_id"), value_set=pa.array(sorted(keep), pa.string())))
+    written = pipeline.layout.write_trace_table("pass_cases", day, passed)
+    total, kept = traces.num_rows, passed.num_rows
+    rate = kept / total if total else 0.0
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(passed),
+            "dagster/row_count": kept,
             "pass_rate": round(rate, 4),
-            "traces": len(traces),
-            "rejected": len(traces) - len(passed),
+            "traces": total,
+            "rejected": total - kept,
             "path": written.path,
             "sha256": written.sha256,
         },
@@ -138,9 +144,9 @@ def pass_cases(context: dg.AssetExecutionContext, pipeline: PipelineSettings) ->
 def teacher_pass_rate(context: dg.AssetCheckExecutionContext, pipeline: PipelineSettings) -> dg.AssetCheckResult:
     day = context.partition_key
     task = pipeline.load_task()
-    traces = pipeline.layout.read_traces("teacher_traces", day)
-    passed = pipeline.layout.read_traces("pass_cases", day)
-    rate = len(passed) / len(traces) if traces else 1.0
+    traces = pipeline.layout.count_traces("teacher_traces", day)
+    passed = pipeline.layout.count_traces("pass_cases", day)
+    rate = passed / traces if traces else 1.0
     return dg.AssetCheckResult(
         passed=rate >= task.min_teacher_pass_rate, severity=dg.AssetCheckSeverity.WARN,
         metadata={"pass_rate": round(rate, 4), "threshold": task.min_teacher_pass_rate},
