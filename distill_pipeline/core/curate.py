@@ -106,15 +106,6 @@ def select_passing(traces: Sequence[TraceRow], rows: Iterable[EvalRow], rule: Pa
     return [t for t in traces if t.completion_id in keep]
 
 
-def uncovered(traces: Sequence[TraceRow], rows: Iterable[EvalRow], grader_names: Sequence[str]) -> list[str]:
-    """Trace ids missing a verdict from any grader (must be empty: nothing skipped)."""
-    seen: dict[str, set[str]] = defaultdict(set)
-    for row in rows:
-        seen[row.completion_id].add(row.grader)
-    wanted = set(grader_names)
-    return [t.completion_id for t in traces if not wanted <= seen.get(t.completion_id, set())]
-
-
 def pass_rates(rows: Sequence[EvalRow], rule: PassRule) -> dict[str, float]:
     """Overall (the pass rule) and per grader (skipped verdicts not counted)."""
     by_trace = _rows_by_trace(rows)
@@ -149,7 +140,3 @@ def failures(rows: Iterable[EvalRow]) -> tuple[Counter, dict[str, EvalRow]]:
         counts[kind] += 1
         examples.setdefault(kind, row)
     return counts, examples
-
-
-def eval_row_record(row: EvalRow) -> dict[str, Any]:
-    return row.__dict__.copy()

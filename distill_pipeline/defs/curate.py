@@ -5,9 +5,8 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from distill_pipeline.backends.storage import JsonFileCache, read_columns, read_records, write_columns
+from distill_pipeline.backends.storage import JsonFileCache, read_columns, write_columns
 from distill_pipeline.core.curate import (
-    EvalRow,
     eval_columns,
     evaluate,
     failures,
@@ -29,10 +28,6 @@ EVAL_SCHEMA = pa.schema([
 
 def eval_path(pipeline: PipelineSettings, day: str):
     return pipeline.layout.partition_dir("trace_evals", day) / "trace_evals.parquet"
-
-
-def read_eval_rows(pipeline: PipelineSettings, day: str) -> list[EvalRow]:
-    return [EvalRow(**r) for r in read_records(eval_path(pipeline, day))]
 
 
 def _judge(task, openai: OpenAIResource):
