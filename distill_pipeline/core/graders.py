@@ -50,17 +50,22 @@ _MISSING = object()
 
 def get_path(obj: Any, path: str) -> Any:
     """The value at a dotted path (`follow_up.date`, `icd10[0]`), or `_MISSING`."""
-    for token in re.findall(r"[^.\[\]]+|\[\d+\]", path):
-        if token.startswith("["):
-            index = int(token[1:-1])
-            if not isinstance(obj, list) or index >= len(obj):
+    for token in _path_tokens(path):
+        if isinstance(token, int):
+            if not isinstance(obj, list) or token >= len(obj):
                 return _MISSING
-            obj = obj[index]
+            obj = obj[token]
         else:
             if not isinstance(obj, dict) or token not in obj:
                 return _MISSING
             obj = obj[token]
     return obj
+
+
+@functools.lru_cache(maxsize=1024)
+def _path_tokens(path: str) -> tuple[str | int, ...]:
+    """A dotted path's steps, parsed once per path: keys as strings, `[n]` as the integer n."""
+    return tuple(int(t[1:-1]) if t.startswith("[") else t for t in re.findall(r"[^.\[\]]+|\[\d+\]", path))
 
 
 def _load_answer(text: str) -> tuple[Any, str]:
