@@ -32,6 +32,7 @@ from distill_pipeline.defs.automation import CAPTURE_ASSETS, RETRAIN_ASSETS
 from distill_pipeline.defs.capture import teacher_traces
 from distill_pipeline.defs.resources import OpenAIResource, PipelineSettings
 from distill_pipeline_tests.fake_openai import FakeOpenAI, Fault
+from distill_pipeline_tests.specs import judged_task_spec
 
 FAULT_RATE = float(os.environ.get("DISTILL_FAULT_RATE", "0.2"))
 DAYS = ["2026-10-01", "2026-10-03"]  # days whose lines all carry their own `created`
@@ -123,15 +124,6 @@ def bundled_traces(n: int) -> list:
     return rows[:n]
 
 
-def judged_task_spec(tmp: Path) -> Path:
-    """The bundled task with its LLM judge switched on, so curation calls a chat model too."""
-    text = settings.DEFAULT_TASK_SPEC.read_text(encoding="utf-8")
-    judged = text.replace("type: llm_judge\n    required: false\n    enabled: false",
-                          "type: llm_judge\n    required: false\n    enabled: true")
-    assert judged != text
-    path = tmp / "task.yaml"
-    path.write_text(judged, encoding="utf-8")
-    return path
 
 
 def pipeline_settings(tmp: Path) -> PipelineSettings:

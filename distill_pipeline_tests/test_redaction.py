@@ -19,27 +19,11 @@ from distill_pipeline.core.redaction import (
 from distill_pipeline.core.taskspec import TaskSpecError, default_task_spec_path, load_task_spec
 from distill_pipeline.core.traces import TraceParseError, parse_line
 from distill_pipeline_tests.phi_cases import CASES, DISTRACTORS, PhiCase, all_cases, parse_case
+from distill_pipeline_tests.specs import MINIMAL
 
 FIRST_DAY = settings.DEFAULT_TRACES_DIR / "2026-10-01.jsonl"
 PLACEHOLDER = re.compile(r"\[(PHONE|EMAIL|SSN|MRN|DOB|ADDRESS|NAME)_\d+\]")
 
-MINIMAL = """\
-name: tiny
-output:
-  type: json
-  schema:
-    type: object
-    properties:
-      intent: {type: string, enum: [greet, bye]}
-graders:
-  - name: schema
-    type: json_schema
-metric: field_f1
-teacher_model: big-model
-prices:
-  big-model: {input: 2.5, output: 10}
-  student: {input: 0.02, output: 0.04}
-"""
 
 
 def bundled_rules() -> RedactionRules:

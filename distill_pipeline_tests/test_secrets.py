@@ -19,6 +19,7 @@ import pytest
 
 from distill_pipeline import settings
 from distill_pipeline_tests.fake_openai import FakeOpenAI
+from distill_pipeline_tests.specs import judged_task_spec
 
 DAY = "2026-10-01"
 CHILD = """
@@ -36,15 +37,6 @@ def judge(messages: list[dict], model: str) -> str:
     return "Faithful summary.\nScore: 8"
 
 
-def judged_task_spec(tmp: Path) -> Path:
-    """The bundled task with its LLM judge on, so the key is used for chat completions too."""
-    text = settings.DEFAULT_TASK_SPEC.read_text(encoding="utf-8")
-    judged = text.replace("type: llm_judge\n    required: false\n    enabled: false",
-                          "type: llm_judge\n    required: false\n    enabled: true")
-    assert judged != text
-    path = tmp / "task.yaml"
-    path.write_text(judged, encoding="utf-8")
-    return path
 
 
 def seed(fake: FakeOpenAI, tmp: Path) -> None:

@@ -10,24 +10,7 @@ from distill_pipeline.core.taskspec import (
     load_task_spec,
     parse_task_spec,
 )
-
-MINIMAL = """\
-name: tiny
-output:
-  type: json
-  schema:
-    type: object
-    properties:
-      intent: {type: string, enum: [greet, bye]}
-graders:
-  - name: schema
-    type: json_schema
-metric: field_f1
-teacher_model: big-model
-prices:
-  big-model: {input: 2.5, output: 10}
-  student: {input: 0.02, output: 0.04}
-"""
+from distill_pipeline_tests.specs import MINIMAL
 
 
 def write_spec(tmp_path: Path, text: str) -> Path:

@@ -63,19 +63,7 @@ def sha256_file(path: str | Path) -> str:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Written:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return Written(str(path), hashlib.sha256(data).hexdigest(), len(data))
+    return atomic_write_chunks(path, (data,))
 
 
 def atomic_write_chunks(path: str | Path, chunks: Iterable[bytes]) -> Written:
