@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Collection, Container, Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -215,18 +215,15 @@ class StorageLayout:
         return {name: _shared_values(table.column(name)) if name in few_values else _column_values(table.column(name))
                 for name in columns}
 
-    def iter_traces_matching(self, asset: str, partition: str, content_hashes: Collection[str],
+    def iter_traces_matching(self, asset: str, partition: str, content_hashes: Container[str],
                              batch_size: int = 2048) -> Iterator[tuple[int, TraceRow]]:
-        """(row position, row) for the rows whose content hash is in `content_hashes` (as it is when reading
-        starts), in file order, read a batch at a time: only the matching rows ever become TraceRows."""
-        import pyarrow.compute as pc
-
+        """(row position, row) for the rows whose content hash is in `content_hashes`, in file order, read a
+        batch at a time: only the matching rows ever become TraceRows."""
         handle = pq.ParquetFile(self._existing_traces_path(asset, partition))
-        wanted = pa.array(list(content_hashes), pa.string())
         position = 0
         for batch in handle.iter_batches(batch_size=batch_size):
-            hashes = batch.column(batch.schema.get_field_index("content_hash"))
-            picked = pc.indices_nonzero(pc.is_in(hashes, value_set=wanted)).to_pylist()
+            hashes = batch.column(batch.schema.get_field_index("content_hash")).to_pylist()
+            picked = [i for i, digest in enumerate(hashes) if digest in content_hashes]
             if picked:
                 records = _pylist(pa.Table.from_batches([batch]).take(picked))
                 for i, record in zip(picked, records, strict=True):
