@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -144,3 +145,18 @@ def test_a_killed_rewrite_keeps_the_previous_version_until_the_rerun_replaces_it
     clean = tmp_path / "clean"
     materialize("teacher_traces", clean, exports)
     assert visible_files(root) == visible_files(clean) != before
+
+
+def test_a_write_removes_its_targets_stale_temporary_files_and_no_others(tmp_path):
+    target = tmp_path / "train.jsonl"
+    old = time.time() - storage.STALE_TMP_S - 60
+    stale = tmp_path / ".train.jsonl.abc123.tmp"  # left by a run killed an hour ago
+    live = tmp_path / ".train.jsonl.def456.tmp"  # another writer's, seconds old
+    other = tmp_path / ".validation.jsonl.ghi789.tmp"  # another target's, as old as the stale one
+    for path in (stale, live, other):
+        path.write_bytes(b"partial")
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    storage.atomic_write_bytes(target, b"whole\n")
+    assert target.read_bytes() == b"whole\n"
+    assert not stale.exists() and live.exists() and other.exists()

@@ -6,12 +6,14 @@ place, so a killed run never leaves a partial file where a reader can see it.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import heapq
 import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -62,6 +64,23 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+# A temporary file this old was left by a killed run (a live write renames its own within seconds).
+STALE_TMP_S = 3600
+
+
+def _temp_file(path: Path) -> tuple[int, str]:
+    """A new temporary file beside `path` (fd, name), after removing this target's stale ones."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - STALE_TMP_S
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            if stale.stat().st_mtime < cutoff:
+                stale.unlink()
+        except OSError:  # gone already, or not ours to remove: never a reason to fail the write
+            pass
+    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Written:
     return atomic_write_chunks(path, (data,))
 
@@ -69,8 +88,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Written:
 def atomic_write_chunks(path: str | Path, chunks: Iterable[bytes]) -> Written:
     """atomic_write_bytes(path, b"".join(chunks)) without ever holding the whole content in memory."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temp_file(path)
     digest, size = hashlib.sha256(), 0
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -94,8 +112,7 @@ def atomic_write_json(path: str | Path, value: Any) -> Written:
 
 def atomic_write_table(path: str | Path, table: pa.Table) -> Written:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temp_file(path)
     os.close(fd)
     try:
         # No statistics timestamps or writer-dependent extras: equal tables give equal bytes.
