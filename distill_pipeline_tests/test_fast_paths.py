@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from distill_pipeline import settings as settings_module
 from distill_pipeline.backends.storage import StorageLayout
 from distill_pipeline.core import traces as traces_module
 from distill_pipeline.core.curate import EvalRow, passing_ids, passing_ids_from_columns, select_passing
@@ -24,8 +25,10 @@ from distill_pipeline.core.taskspec import GraderSpec, PassRule, default_task_sp
 from distill_pipeline.core.traces import _dumps, _dumps_messages, _loads, parse_record, trace_from_record
 from distill_pipeline.defs.capture import teacher_traces
 from distill_pipeline.defs.curate import eval_path, pass_cases, trace_evals
+from distill_pipeline_tests.test_properties import TRACE_BASES, mutated_record
 
 SPEC = load_task_spec(default_task_spec_path())
+SAMPLE_DIR = settings_module.DEFAULT_TRACES_DIR
 FAST = settings(max_examples=300, deadline=None)
 
 GOOD = {
@@ -174,3 +177,41 @@ def test_pass_cases_writes_the_bytes_the_row_by_row_selection_wrote(pipeline, re
     old = StorageLayout(tmp_path / "old").write_traces("pass_cases", day, expected)
     assert layout.traces_path("pass_cases", day).read_bytes() == Path(old.path).read_bytes()
     assert [r.completion_id for r in layout.read_traces("pass_cases", day)] == [r.completion_id for r in expected]
+
+
+def _outcome(parse, line: bytes):
+    try:
+        row = parse(line)
+    except traces_module.TraceParseError as err:
+        return "quarantined", str(err)
+    return "row", row, row.content_hash, traces_module.trace_to_record(row)
+
+
+@st.composite
+def compact_lines(draw: st.DrawFn) -> bytes:
+    """Export lines as compact exporters write them (the shape the orjson path takes), mutated: a duplicated
+    key, a float or a huge integer, escapes, truncation."""
+    record = draw(mutated_record(TRACE_BASES))
+    text = json.dumps(record, separators=(",", ":"), ensure_ascii=draw(st.booleans()))
+    kind = draw(st.sampled_from(["none", "duplicate", "number", "truncate", "escape"]))
+    if kind == "duplicate" and '"model":' in text:
+        text = text.replace('"model":', '"model":"other","model":', 1)
+    elif kind == "number":
+        number = draw(st.sampled_from(["1.0", "1e2", str(2**70), "-0"]))
+        text = text.replace('"completion_tokens":', f'"completion_tokens":{number},"x":', 1)
+    elif kind == "truncate":
+        text = text[:draw(st.integers(0, len(text)))]
+    elif kind == "escape":
+        text = text.replace("Agent", draw(st.sampled_from(["\\u0041gent", "\\ud800", "\\u0000", "Ag\\/ent"])), 1)
+    return text.encode("utf-8", errors="surrogatepass")
+
+
+@FAST
+@given(line=compact_lines())
+def test_the_orjson_line_path_decides_every_line_as_the_reference_parser_does(line):
+    assert _outcome(traces_module.parse_line, line) == _outcome(traces_module._parse_line_reference, line)
+
+
+def test_the_bundled_export_lines_take_the_orjson_path():
+    lines = [line for line in (SAMPLE_DIR / "2026-10-01.jsonl").read_bytes().splitlines() if line.strip()]
+    assert sum(traces_module._canonical_record(line) is not None for line in lines) >= len(lines) - 2
