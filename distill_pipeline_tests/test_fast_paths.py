@@ -22,7 +22,7 @@ from distill_pipeline.core import traces as traces_module
 from distill_pipeline.core.curate import EvalRow, passing_ids, passing_ids_from_columns, select_passing
 from distill_pipeline.core.graders import JsonSchemaGrader
 from distill_pipeline.core.taskspec import GraderSpec, PassRule, default_task_spec_path, load_task_spec
-from distill_pipeline.core.traces import _dumps, _dumps_messages, _loads, parse_record, trace_from_record
+from distill_pipeline.core.traces import _dumps, _dumps_messages, loads_json, parse_record, trace_from_record
 from distill_pipeline.defs.capture import teacher_traces
 from distill_pipeline.defs.curate import eval_path, pass_cases, trace_evals
 from distill_pipeline_tests.test_properties import TRACE_BASES, mutated_record
@@ -139,7 +139,7 @@ def test_message_json_is_the_reference_serialisation_byte_for_byte(value):
 
 def test_stored_json_that_strict_json_lacks_is_read_back_as_written():
     value = {"big": 2**80, "nan": math.nan, "inf": math.inf}
-    back = _loads(_dumps(value))
+    back = loads_json(_dumps(value))
     assert back["big"] == 2**80 and math.isnan(back["nan"]) and back["inf"] == math.inf
 
 

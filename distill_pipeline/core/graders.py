@@ -191,10 +191,10 @@ class JsonSchemaGrader(Grader):
 
 
 def _compiled_validator(schema: Mapping[str, Any]) -> Any:
-    """jsonschema-rs's compiled validator for the schema (about 50x faster than jsonschema on the bundled task's
-    answers), or None where it cannot take the schema. It is only trusted to say "valid": every answer it
-    rejects goes to jsonschema, so a regex or format it reads more strictly can only cost time, never a
-    verdict. The tests check that it never calls valid what jsonschema rejects."""
+    """jsonschema-rs's compiled validator for the schema (2.7 us per bundled-task answer in the profile,
+    against about 170 us for jsonschema), or None where it cannot take the schema. It is only trusted to say
+    "valid": every answer it rejects goes to jsonschema, so a regex or format it reads more strictly can only
+    cost time, never a verdict. The tests check that it never calls valid what jsonschema rejects."""
     try:
         import jsonschema_rs
 

@@ -450,7 +450,7 @@ def trace_from_record(record: dict[str, Any]) -> TraceRow:
         metadata=dict(metadata or {}),
         request_messages=_loads_messages(record["request_messages"]),
         response_message=_loads_messages(record["response_message"]),
-        tools=_loads(record["tools"]) if record.get("tools") else None,
+        tools=loads_json(record["tools"]) if record.get("tools") else None,
         prompt_tokens=int(record["prompt_tokens"]),
         completion_tokens=int(record["completion_tokens"]),
         content_hash=record["content_hash"],
@@ -472,8 +472,6 @@ def loads_json(text: str | bytes) -> Any:
         pass
     return json.loads(text)
 
-
-_loads = loads_json
 
 
 def _loads_messages(text: str) -> Any:
