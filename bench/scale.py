@@ -325,10 +325,6 @@ def _instance() -> Any:
     return _INSTANCE
 
 
-def _worker_init() -> None:
-    _quiet_dagster()
-
-
 def _over_partitions(fn: Any, out: Path, days: list[str], workers: int) -> tuple[dict[str, int], dict[str, float]]:
     """fn(out, day) for every day, `workers` partitions at a time in worker processes (as Dagster's multiprocess
     executor runs a backfill: one process per partition run), summing the counts. Also CPU seconds and peak
@@ -342,7 +338,7 @@ def _over_partitions(fn: Any, out: Path, days: list[str], workers: int) -> tuple
         results = [fn(out, day) for day in days]
     else:
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                                    initializer=_worker_init) as pool:
+                                                    initializer=_quiet_dagster) as pool:
             results = list(pool.map(fn, [out] * len(days), days))
     wall = time.perf_counter() - started
     for result in results:

@@ -226,11 +226,8 @@ class StorageLayout:
 
     def read_trace_columns(self, asset: str, partition: str, columns: Sequence[str],
                            few_values: Container[str] = ()) -> dict[str, list[Any]]:
-        """Some columns of a trace table (e.g. ids, hashes, intents) without reading the messages. In the
-        `few_values` columns (e.g. intent) equal values are one shared object, not one object per row."""
-        table = pq.read_table(self._existing_traces_path(asset, partition), columns=list(columns))
-        return {name: _shared_values(table.column(name)) if name in few_values else _column_values(table.column(name))
-                for name in columns}
+        """Some columns of a trace table (e.g. ids, hashes, intents) without reading the messages."""
+        return read_columns(self._existing_traces_path(asset, partition), columns, few_values)
 
     def iter_traces_matching(self, asset: str, partition: str, content_hashes: Container[str],
                              batch_size: int = 2048) -> Iterator[tuple[int, TraceRow]]:
@@ -269,11 +266,13 @@ def write_columns(path: str | Path, columns: dict[str, list[Any]], schema: pa.Sc
                                                              schema=schema))
 
 
-def read_columns(path: str | Path, columns: Sequence[str]) -> dict[str, list[Any]]:
-    """Some columns of a table as Python lists."""
+def read_columns(path: str | Path, columns: Sequence[str], few_values: Container[str] = ()) -> dict[str, list[Any]]:
+    """Some columns of a table as Python lists. In the `few_values` columns (e.g. intent) equal values are one
+    shared object, not one object per row."""
     table = pq.read_table(path, columns=list(columns))
     with full_gc_paused():
-        return {name: _column_values(table.column(name)) for name in columns}
+        return {name: _shared_values(table.column(name)) if name in few_values else _column_values(table.column(name))
+                for name in columns}
 
 
 class SortedSpill:

@@ -82,7 +82,7 @@ def _load_answer(text: str) -> tuple[Any, str]:
         return None, f"the answer is not valid JSON ({err})"
 
 
-# What every grader reads of a trace (its answer text, decoded answer, request text), worked out once per
+# What every grader reads of a trace (its decoded answer, its request text and words), worked out once per
 # trace and kept on the row: a row's fields never change after parsing, and graders only read these values.
 def _memo(trace: TraceRow, key: str, make: Callable[[], Any]) -> Any:
     cache = trace.__dict__
@@ -91,13 +91,9 @@ def _memo(trace: TraceRow, key: str, make: Callable[[], Any]) -> Any:
     return cache[key]
 
 
-def answer_text(trace: TraceRow) -> str:
-    return _memo(trace, "_grading_answer_text", lambda: trace.answer_text)
-
-
 def decoded_answer(trace: TraceRow) -> tuple[Any, str]:
     """`_load_answer(trace.answer_text)`, decoded once for all the graders of a trace."""
-    return _memo(trace, "_grading_answer", lambda: _load_answer(answer_text(trace)))
+    return _memo(trace, "_grading_answer", lambda: _load_answer(trace.answer_text))
 
 
 def request_text(trace: TraceRow) -> str:
@@ -231,7 +227,7 @@ class StringCheckGrader(Grader):
         self.pattern = re.compile(self.value, re.IGNORECASE if self.ignore_case else 0) if self.op == "regex" else None
 
     def _grade(self, trace: TraceRow) -> Verdict:
-        text = answer_text(trace)
+        text = trace.answer_text
         if len(text) > MAX_ANSWER_CHARS:
             return self._fail(f"the answer is {len(text):,} characters, over the {MAX_ANSWER_CHARS:,} limit")
         target = self.path or "the answer"

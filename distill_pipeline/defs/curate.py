@@ -114,7 +114,7 @@ def pass_cases(context: dg.AssetExecutionContext, pipeline: PipelineSettings) ->
     verdicts = read_columns(eval_path(pipeline, day), ["completion_id", "required", "passed", "skipped", "score"])
     keep = passing_ids_from_columns(verdicts, task.pass_rule)
     traces = pipeline.layout.read_trace_table("teacher_traces", day)
-    passed = traces.filter(pc.is_in(traces.column("completion_id"), value_set=pa.array(sorted(keep), pa.string())))
+    passed = traces.filter(pc.is_in(traces.column("completion_id"), value_set=pa.array(list(keep), pa.string())))
     written = pipeline.layout.write_trace_table("pass_cases", day, passed)
     total, kept = traces.num_rows, passed.num_rows
     rate = kept / total if total else 0.0

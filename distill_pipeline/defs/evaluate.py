@@ -17,9 +17,8 @@ from distill_pipeline.defs.mix import read_chat_lines, read_general
 from distill_pipeline.defs.resources import OpenAIResource, PipelineSettings
 from distill_pipeline.defs.train import png_markdown, read_student
 
-# How many held-out examples each preset evaluates: (domain, base model, general). None: all.
-# (held-out requests, base-model requests, general requests) per preset. The base model scores near 0 on the
-# task, so a few requests establish that; cpu is sized so `make demo` stays inside its 8 minutes.
+# How many held-out examples each preset evaluates: (domain, base model, general). None: all. The base model
+# scores near 0 on the task, so a few requests establish that; cpu is sized so `make demo` fits its 8 minutes.
 EVAL_SIZES = {"tiny": (8, 4, 4), "cpu": (60, 8, 12), "gpu": (None, 100, 100)}
 HEADLINE_KEYS = ("base_score", "student_score", "teacher_score", "routed_score", "recommended_threshold",
                  "teacher_share", "student_ttft_p50_ms", "teacher_ttft_p50_ms", "student_cost_per_call",
