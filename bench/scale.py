@@ -260,6 +260,23 @@ def _quiet_dagster() -> None:
     logging.getLogger("dagster").setLevel(logging.WARNING)
 
 
+def _die_with_parent() -> None:
+    """Linux: this process is killed when its parent dies, so a killed bench leaves no stage or worker behind
+    (SIGKILL: a shell may start the bench with SIGTERM ignored, and the children inherit that)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not glibc Linux: a killed bench may leave its children running
+        pass
+
+
+def _worker_init() -> None:
+    _die_with_parent()
+    _quiet_dagster()
+
+
 def stage_pyarrow(out: Path, workers: int = 1) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.json as pj
@@ -338,7 +355,7 @@ def _over_partitions(fn: Any, out: Path, days: list[str], workers: int) -> tuple
         results = [fn(out, day) for day in days]
     else:
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                                    initializer=_quiet_dagster) as pool:
+                                                    initializer=_worker_init) as pool:
             results = list(pool.map(fn, [out] * len(days), days))
     wall = time.perf_counter() - started
     for result in results:
@@ -456,7 +473,8 @@ def _child(name: str, out: Path, timeout: float, profile: bool, workers: int) ->
                "--workers", str(workers)]
     command += ["--profile"] if profile else []
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO,
+                              preexec_fn=_die_with_parent)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:g} s"}
     if done.returncode != 0:
