@@ -17,6 +17,7 @@ from distill_pipeline.core.mix import (
     build_mix,
     holdout_score,
     leaks,
+    max_examples_for_train,
     mix_sizes,
     ratio_ok,
     split_holdout,
@@ -130,6 +131,34 @@ def test_sizes_never_ask_for_more_domain_examples_than_there_are():
 def test_max_examples_caps_train_and_validation_together():
     mix = build_mix(domain(500), general(200), MixConfig(max_examples=60))
     assert len(mix.train) + len(mix.validation) == 60
+
+
+@pytest.mark.parametrize("general_share,validation_share", [(0.15, 0.10), (0.15, 0.0), (0.3, 0.25), (0.0, 0.1)])
+def test_the_train_cap_is_the_most_a_mix_puts_in_train(general_share, validation_share):
+    domain_rows, general_rows = domain(700), general(300)
+    for cap in (*range(1, 40), 64, 299, 300, 301):
+        total = max_examples_for_train(cap, general_share, validation_share)
+
+        def train_size(max_examples: int) -> int:
+            config = MixConfig(general_share=general_share, validation_share=validation_share,
+                               max_examples=max_examples)
+            return len(build_mix(domain_rows, general_rows, config).train)
+
+        assert train_size(total) <= cap, (cap, total)
+        assert train_size(total + 1) > cap, (cap, total)  # the largest such total
+
+
+def test_the_cpu_preset_trains_on_exactly_its_cap():
+    # ceil(300 / 0.9) = 334 put 301 examples in train: each source rounds its own validation share.
+    config = mix_config(MixSettings(), _Pipeline("cpu"))  # mix_config reads only the preset's name
+    mix = build_mix(domain(700), general(300), config)
+    assert config.max_examples == 333
+    assert len(mix.train) == 300
+
+
+@dataclass(frozen=True)
+class _Pipeline:
+    preset: str
 
 
 def test_too_few_general_examples_raise_with_the_numbers_and_the_ways_out():

@@ -186,6 +186,28 @@ def mix_sizes(domain_available: int, general_share: float, max_examples: int | N
     return total - general, general
 
 
+def _train_size(total: int, general_share: float, validation_share: Fraction) -> int:
+    """Train examples in a mix of `total` with ample domain supply: each source keeps all but its validation."""
+    domain, general = mix_sizes(total, general_share, total)
+    return sum(n - _round_half_up(n * validation_share) for n in (domain, general))
+
+
+def max_examples_for_train(train_cap: int, general_share: float, validation_share: float) -> int:
+    """The largest max_examples (train + validation) whose train part is at most `train_cap`.
+
+    Each source rounds its own validation count, so train_cap / (1 - validation_share), rounded
+    either way, can leave one example too many in train (301 for a cap of 300)."""
+    if train_cap < 1:
+        raise ValueError(f"train_cap must be at least 1, got {train_cap}")
+    share = _fraction(validation_share)
+    total = max(math.floor(train_cap / (1 - share)), 1)
+    while _train_size(total + 1, general_share, share) <= train_cap:  # the train size grows with the total
+        total += 1
+    while total > 1 and _train_size(total, general_share, share) > train_cap:
+        total -= 1
+    return total
+
+
 def _largest_feasible_share(domain_available: int, general_available: int, config: MixConfig) -> float:
     hundredths = math.floor(_fraction(config.general_share) * 100)
     for h in range(hundredths, -1, -1):

@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from distill_pipeline.core.mix import (
     build_mix,
     domain_example,
     leaks,
+    max_examples_for_train,
     mix_sizes,
     split_holdout,
     to_jsonl,
@@ -47,7 +47,7 @@ class HoldoutConfig(dg.Config):
 class MixSettings(dg.Config):
     general_share: float = 0.15
     validation_share: float = 0.10
-    max_examples: int | None = None  # None: the preset's size (train examples / (1 - validation_share))
+    max_examples: int | None = None  # None: the most whose train part fits the preset's max_train_examples
     per_intent_cap: int | None = None
     seed: int = 7
     epochs: int | None = None  # for the cost estimate; None: the preset's
@@ -238,7 +238,8 @@ def mix_config(config: MixSettings, pipeline: PipelineSettings) -> MixConfig:
     max_examples = config.max_examples
     if max_examples is None:
         train_cap = preset(pipeline.preset).max_train_examples
-        max_examples = math.ceil(train_cap / (1 - config.validation_share)) if train_cap else None
+        max_examples = (max_examples_for_train(train_cap, config.general_share, config.validation_share)
+                        if train_cap else None)
     return MixConfig(general_share=config.general_share, validation_share=config.validation_share,
                      max_examples=max_examples, per_intent_cap=config.per_intent_cap, seed=config.seed)
 
