@@ -136,14 +136,13 @@ def test_max_examples_caps_train_and_validation_together():
 @pytest.mark.parametrize("general_share,validation_share", [(0.15, 0.10), (0.15, 0.0), (0.3, 0.25), (0.0, 0.1)])
 def test_the_train_cap_is_the_most_a_mix_puts_in_train(general_share, validation_share):
     domain_rows, general_rows = domain(700), general(300)
+
+    def train_size(max_examples: int) -> int:
+        config = MixConfig(general_share=general_share, validation_share=validation_share, max_examples=max_examples)
+        return len(build_mix(domain_rows, general_rows, config).train)
+
     for cap in (*range(1, 40), 64, 299, 300, 301):
         total = max_examples_for_train(cap, general_share, validation_share)
-
-        def train_size(max_examples: int) -> int:
-            config = MixConfig(general_share=general_share, validation_share=validation_share,
-                               max_examples=max_examples)
-            return len(build_mix(domain_rows, general_rows, config).train)
-
         assert train_size(total) <= cap, (cap, total)
         assert train_size(total + 1) > cap, (cap, total)  # the largest such total
 

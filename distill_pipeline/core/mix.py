@@ -189,7 +189,7 @@ def mix_sizes(domain_available: int, general_share: float, max_examples: int | N
 def _train_size(total: int, general_share: float, validation_share: Fraction) -> int:
     """Train examples in a mix of `total` with ample domain supply: each source keeps all but its validation."""
     domain, general = mix_sizes(total, general_share, total)
-    return sum(n - _round_half_up(n * validation_share) for n in (domain, general))
+    return sum(n - _validation_size(n, validation_share) for n in (domain, general))
 
 
 def max_examples_for_train(train_cap: int, general_share: float, validation_share: float) -> int:
@@ -200,9 +200,9 @@ def max_examples_for_train(train_cap: int, general_share: float, validation_shar
     if train_cap < 1:
         raise ValueError(f"train_cap must be at least 1, got {train_cap}")
     share = _fraction(validation_share)
-    total = max(math.floor(train_cap / (1 - share)), 1)
-    while _train_size(total + 1, general_share, share) <= train_cap:  # the train size grows with the total
-        total += 1
+    # Each source's validation is at most n x share + 1/2, so train >= total x (1 - share) - 1: above this
+    # total train is past the cap. The train size only grows with the total, so count down from there.
+    total = math.floor((train_cap + 1) / (1 - share)) + 1
     while total > 1 and _train_size(total, general_share, share) > train_cap:
         total -= 1
     return total
@@ -273,9 +273,13 @@ def _unique(examples: Iterable[MixExample], taken: set[str]) -> tuple[list[MixEx
     return kept, dropped
 
 
+def _validation_size(n: int, share: Fraction) -> int:
+    return _round_half_up(n * share)
+
+
 def _split_validation(selected: list[MixExample], share: Fraction,
                       rng: random.Random) -> tuple[list[MixExample], list[MixExample]]:
-    n_validation = _round_half_up(len(selected) * share)
+    n_validation = _validation_size(len(selected), share)
     shuffled = _shuffled(selected, rng)
     return shuffled[n_validation:], shuffled[:n_validation]
 
