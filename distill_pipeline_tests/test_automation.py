@@ -83,3 +83,43 @@ def test_missing_days_lists_the_uncaptured_days_of_the_last_thirty():
     captured = {f"2026-11-{d:02d}" for d in range(1, 10)} | {f"2026-10-{d:02d}" for d in range(11, 32)}
     assert missing_days(captured - {"2026-11-05"}, today) == ["2026-11-05"]
     assert missing_days(set(), today, first_day=date(2026, 11, 8)) == ["2026-11-08", "2026-11-09"]
+
+
+# -- the threshold's edge and the cursor after a retrain run ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("rows", "starts"), [(999, False), (1000, True), (1001, True)])
+def test_the_sensor_starts_a_run_at_exactly_the_threshold_and_not_one_pass_case_before(instance, sensor_env, rows,
+                                                                                       starts):
+    report_pass_cases(instance, "2026-10-01", rows - 1)
+    report_pass_cases(instance, "2026-10-02", 1)
+    result, cursor = tick(instance)
+    assert isinstance(result, dg.RunRequest) is starts, result
+    if not starts:
+        assert f"{rows} new pass cases" in result.skip_message and "waiting for 1000" in result.skip_message
+    assert SensorState.loads(cursor).new_pass_cases == rows
+
+
+def test_after_the_retrain_run_the_cursor_starts_counting_from_its_training_mix(instance, sensor_env):
+    report_pass_cases(instance, "2026-10-01", 1000)
+    request, cursor = tick(instance)
+    assert isinstance(request, dg.RunRequest)
+    counted = SensorState.loads(cursor)
+    # The requested run materializes training_mix (and the rest of retrain_job) and succeeds.
+    instance.add_run(dg.DagsterRun(job_name="retrain_job", run_id="retrain-1", status=dg.DagsterRunStatus.SUCCESS,
+                                   tags={"dagster/run_key": request.run_key}))
+    report_mix(instance)
+    mix_id = instance.fetch_materializations(dg.AssetKey("training_mix"), limit=1).records[0].storage_id
+
+    after, cursor = tick(instance, cursor)
+    assert isinstance(after, dg.SkipReason) and "0 new pass cases" in after.skip_message
+    assert SensorState.loads(cursor) == SensorState(last_storage_id=counted.last_storage_id, mix_storage_id=mix_id,
+                                                    new_pass_cases=0)
+
+    report_pass_cases(instance, "2026-10-02", 999)
+    waiting, cursor = tick(instance, cursor)
+    assert isinstance(waiting, dg.SkipReason) and "999 new pass cases" in waiting.skip_message
+    report_pass_cases(instance, "2026-10-03", 1)
+    again, cursor = tick(instance, cursor)
+    assert isinstance(again, dg.RunRequest) and again.run_key != request.run_key
+    assert SensorState.loads(cursor).new_pass_cases == 1000 and SensorState.loads(cursor).mix_storage_id == mix_id
