@@ -20,6 +20,9 @@ object as-is so tests can check how clients cope with bad data.
 Behaviour is configured by constructor keywords, which are also plain attributes that a test may change
 while the server runs: `latency_s`, `responder`, `logprober`, `model_timing`, `fault_rate`, `random_faults`,
 `random_fault_path`, `api_key`, `clock`, `job_polls_per_state`, `job_failure`, `training_available`.
+
+Concurrency: `in_flight` is the number of requests being handled now, `max_in_flight` the most at once so far,
+and `max_concurrent(method=..., path=...)` the most at once among the logged requests that match.
 """
 
 from __future__ import annotations
@@ -141,6 +144,11 @@ class LoggedRequest:
     body: bytes = b""
     status: int | None = None  # None: no HTTP answer (connection reset)
     fault: str | None = None  # the injected fault, if any
+    # When the fake read the request and when it began to answer (or reset), on time.monotonic(). The answer
+    # is marked before its first byte is written, so a request the client sends after reading an answer
+    # always starts after that answer: overlaps counted from these are never more than the client's.
+    started: float = 0.0
+    answered: float | None = None
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
@@ -354,6 +362,7 @@ class FakeOpenAI:
         job_failure: dict[str, Any] | None = None,
         training_available: bool = True,
         models: Sequence[str] = DEFAULT_MODELS,
+        cached_prompt_tokens: int = 0,
     ) -> None:
         self.latency_s = latency_s  # added to every request
         self.responder: Responder = responder or default_responder
@@ -369,11 +378,14 @@ class FakeOpenAI:
         self.job_failure = job_failure  # {code, message, param}: jobs end failed with this error
         self.training_available = training_available  # False: job creation answers 403 training_not_available
         self.models = list(models)
+        self.cached_prompt_tokens = cached_prompt_tokens  # reported as served from the prompt cache (at most all)
 
         self._lock = threading.RLock()
         self._rng = random.Random(fault_seed)
         self._faults: list[list[Any]] = []  # [fault, remaining]
         self._log: list[LoggedRequest] = []
+        self.in_flight = 0  # requests read and not yet answered, now
+        self.max_in_flight = 0  # the most at once since start (or clear_log)
         self._counters: dict[str, int] = {}
         self._completions: dict[str, dict[str, Any]] = {}
         self._messages: dict[str, list[dict[str, Any]]] = {}
@@ -471,6 +483,34 @@ class FakeOpenAI:
     def clear_log(self) -> None:
         with self._lock:
             self._log.clear()
+            self.max_in_flight = self.in_flight
+
+    def max_concurrent(self, *, method: str | None = None, path: str | None = None) -> int:
+        """The most logged requests (optionally one method, paths matching a regex) in flight at once, counted
+        from when the fake read each one to when it began to answer it. A request still unanswered counts as
+        in flight until now."""
+        edges: list[tuple[float, int]] = []
+        for r in self.requests(method=method, path=path):
+            edges += [(r.started, 1), (r.answered if r.answered is not None else float("inf"), -1)]
+        most = current = 0
+        for _, step in sorted(edges):  # at equal times an answer (-1) sorts before a start (+1)
+            current += step
+            most = max(most, current)
+        return most
+
+    def _begin(self, entry: LoggedRequest) -> None:
+        with self._lock:
+            entry.started = time.monotonic()
+            self._log.append(entry)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def _answer(self, entry: LoggedRequest) -> None:
+        """Mark the request answered (once), before the first byte of the answer or the reset goes out."""
+        with self._lock:
+            if entry.answered is None:
+                entry.answered = time.monotonic()
+                self.in_flight -= 1
 
     def _next_fault(self, method: str, path: str) -> Fault | None:
         with self._lock:
@@ -624,15 +664,22 @@ class FakeOpenAI:
         authorization = headers.pop("authorization", None)
         headers.pop("api-key", None)
         entry = LoggedRequest(method, path, query, headers, authorized=authorization is not None, body=body)
-        with self._lock:
-            self._log.append(entry)
+        self._begin(entry)
+        try:
+            self._answer_request(handler, entry, method, path, query, headers, body, authorization)
+        finally:
+            self._answer(entry)
 
+    def _answer_request(self, handler: _Handler, entry: LoggedRequest, method: str, path: str,
+                        query: dict[str, list[str]], headers: dict[str, str], body: bytes,
+                        authorization: str | None) -> None:
         if self.latency_s > 0:
             time.sleep(self.latency_s)
         fault = self._next_fault(method, path)
         if fault is not None:
             entry.fault = fault.describe()
             if fault.kind == "reset":
+                self._answer(entry)
                 self._reset(handler)
                 return
             if fault.kind == "delay":
@@ -690,6 +737,7 @@ class FakeOpenAI:
 
     def _send(self, handler: _Handler, entry: LoggedRequest, reply: Reply) -> None:
         entry.status = reply.status
+        self._answer(entry)
         headers = {"x-request-id": self._new_id("req_")}
         try:
             if reply.stream is not None:
@@ -816,7 +864,8 @@ class FakeOpenAI:
         prompt_tokens = sum(len(split_tokens(message_text(m))) + 3 for m in messages)
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(tokens),
                  "total_tokens": prompt_tokens + len(tokens),
-                 "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                 "prompt_tokens_details": {"cached_tokens": min(self.cached_prompt_tokens, prompt_tokens),
+                                           "audio_tokens": 0},
                  "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
                                                "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
         created = self._now()

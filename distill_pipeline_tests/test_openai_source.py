@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -233,3 +234,31 @@ def test_progress_can_go_to_a_plain_callable_such_as_context_log_info(fake):
     assert len(list(source(fake, log=lines.append).records(DAY))) == 3
     assert any(line.startswith("WARNING: listing stored completions page 1: HTTP 500") for line in lines)
     assert any("page 1 listed 3" in line for line in lines) and lines[-1].endswith("messages 3/3 fetched")
+
+
+# -- concurrency of the request-message fetches --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("concurrency", [4, 1])
+def test_request_messages_are_fetched_concurrently_never_more_at_once_than_configured(concurrency):
+    with FakeOpenAI(latency_s=0.05) as fake:  # every request takes 50 ms: fetches overlap unless serial
+        seed_days(fake, before=0, during=16, after=0)
+        got = list(source(fake, concurrency=concurrency).records(DAY))
+        assert len(got) == 16 and all("request_messages" in r.raw for r in got)
+        fetches = fake.requests(path=MESSAGES_PATH)
+        assert len(fetches) == 16
+        # The listing (4 pages of 5) runs beside the fetches; the bound is on the fetches.
+        assert fake.max_concurrent(path=MESSAGES_PATH) == concurrency
+        assert fake.max_in_flight <= concurrency + 1 and fake.in_flight == 0
+
+
+def test_the_fake_counts_overlapping_requests_from_when_it_read_them_to_when_it_answered():
+    with FakeOpenAI(latency_s=0.05) as fake:
+        client = fake.client()
+        client.models.list()
+        client.models.list()
+        assert fake.max_concurrent() == 1 == fake.max_in_flight  # one after the other never overlaps
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(lambda _: client.models.list(), range(3)))
+        assert fake.max_concurrent() == 3 == fake.max_in_flight
+        assert fake.max_concurrent(method="POST") == 0
