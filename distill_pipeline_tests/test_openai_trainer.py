@@ -7,9 +7,16 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import openai
 import pytest
 
-from distill_pipeline.backends.openai_trainer import FineTuneFailed, OpenAITrainer, TrainingNotAvailable, upload_name
+from distill_pipeline.backends.openai_trainer import (
+    FineTuneFailed,
+    OpenAIAccessDenied,
+    OpenAITrainer,
+    TrainingNotAvailable,
+    upload_name,
+)
 from distill_pipeline_tests.fake_openai import FakeOpenAI, Fault
 
 MODEL = "gpt-4o-mini-2024-07-18"
@@ -150,6 +157,68 @@ def test_training_not_available_raises_naming_the_local_trainer(fake, files):
     assert isinstance(refused.value, RuntimeError)
     assert "2027-01-06" in str(refused.value) and "May 2026" in str(refused.value)
     assert fake.jobs == []
+
+
+@pytest.mark.parametrize("code", ["unsupported_country_region_territory", None])
+def test_a_403_with_another_code_names_the_refusal_and_the_next_step(fake, files, code):
+    fake.add_fault(Fault("status", status=403, path=r"^/v1/fine_tuning/jobs$", method="POST", body={"error": {
+        "message": "Your project is not allowed to create fine-tuning jobs.", "type": "invalid_request_error",
+        "param": None, "code": code}}))
+    with pytest.raises(OpenAIAccessDenied) as refused:
+        submit(trainer(fake, Recorder()), files)
+    message = str(refused.value)
+    assert not isinstance(refused.value, openai.APIError)
+    assert f"HTTP 403{' ' + code if code else ''}: Your project is not allowed" in message  # the cause
+    assert "fine-tuning permission" in message and "rematerialize fine_tune_job" in message  # the next step
+    assert "DISTILL_TRAINER=local" in message and "training_not_available" not in message
+    assert fake.jobs == []
+
+
+def test_a_401_on_submit_says_the_key_was_rejected_and_where_to_set_it(files):
+    with FakeOpenAI(api_key="sk-the-right-key") as fake:
+        t = OpenAITrainer(fake.client(api_key="sk-a-revoked-key"), Recorder().log, sleep=Recorder().sleep)
+        with pytest.raises(OpenAIAccessDenied) as refused:
+            submit(t, files)
+    message = str(refused.value)
+    assert "rejected the API key" in message and "HTTP 401 invalid_api_key" in message
+    assert "OPENAI_API_KEY" in message and "rematerialize fine_tune_job" in message
+    assert "sk-a-revoked-key" not in message
+
+
+def test_a_401_while_following_a_job_says_to_resume_it_with_a_valid_key(fake, files):
+    job = submit(trainer(fake, Recorder()), files)
+    fake.api_key = "sk-rotated"  # the key was rotated while the job ran; the run still has the old one
+    stale = OpenAITrainer(fake.client(api_key="sk-old"), Recorder().log, sleep=Recorder().sleep)
+    with pytest.raises(OpenAIAccessDenied, match="rematerialize student_model to resume following the same job"):
+        stale.wait(job["id"])
+    assert len(fake.jobs) == 1
+
+
+def test_a_401_fails_the_fine_tune_job_asset_with_the_clear_message(tmp_path):
+    import dagster as dg
+
+    from distill_pipeline import settings
+    from distill_pipeline.defs.resources import OpenAIResource, PipelineSettings
+    from distill_pipeline.defs.train import fine_tune_job
+
+    pipeline = PipelineSettings(storage_root=str(tmp_path / "storage"), traces_dir=str(settings.DEFAULT_TRACES_DIR),
+                                task_spec=str(settings.DEFAULT_TASK_SPEC), trainer="openai", preset="tiny",
+                                general_examples=str(settings.DEFAULT_GENERAL_EXAMPLES))
+    mix = pipeline.layout.asset_dir("training_mix")
+    mix.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]})
+    for name in ("train.jsonl", "validation.jsonl"):
+        (mix / name).write_text(line + "\n")
+    with FakeOpenAI(api_key="sk-the-right-key") as fake:
+        result = dg.materialize([fine_tune_job], raise_on_error=False, resources={
+            "pipeline": pipeline, "openai": OpenAIResource(api_key="sk-a-wrong-key", base_url=fake.base_url)})
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    error = failure.event_specific_data.error
+    while error.cls_name != "OpenAIAccessDenied" and error.cause is not None:
+        error = error.cause  # Dagster wraps what the asset raised
+    assert error.cls_name == "OpenAIAccessDenied"
+    assert "HTTP 401" in error.message and "OPENAI_API_KEY" in error.message
 
 
 def test_a_rate_limit_with_retry_after_and_a_server_error_while_polling_are_survived(fake, files):

@@ -12,7 +12,8 @@ checkpoint metrics; a restart simply calls `wait` on the same job id again.
 
 OpenAI is winding down self-serve fine-tuning (no new users since May 2026; new jobs stop on 2027-01-06).
 When it refuses with HTTP 403 `training_not_available`, `submit` raises `TrainingNotAvailable`, which names
-the way forward: the local LoRA trainer (`DISTILL_TRAINER=local`).
+the way forward: the local LoRA trainer (`DISTILL_TRAINER=local`). Any other refusal of the credentials (HTTP 401,
+or 403 with another code) raises `OpenAIAccessDenied`, which says which one it was and what to check.
 """
 
 from __future__ import annotations
@@ -39,6 +40,31 @@ EVENT_PAGE = 100
 
 class TrainingNotAvailable(RuntimeError):
     """OpenAI refused to fine-tune for this organisation (HTTP 403 training_not_available)."""
+
+
+class OpenAIAccessDenied(RuntimeError):
+    """OpenAI refused the credentials (HTTP 401) or this use of them (HTTP 403 other than training_not_available)."""
+
+
+def access_denied(err: openai.APIStatusError, doing: str, retry: str) -> OpenAIAccessDenied:
+    """What was refused, why, and what to do next, for a 401 or a 403 while `doing` something."""
+    code = _error_code(err)
+    body = err.body if isinstance(err.body, dict) else {}
+    said = body.get("message") if isinstance(body.get("message"), str) else err.message  # OpenAI's own words
+    refusal = f"HTTP {err.status_code}{' ' + code if code else ''}: {said}"
+    if err.status_code == 401:
+        cause = (f"OpenAI rejected the API key while {doing} ({refusal}). The key is missing, mistyped, revoked, "
+                 "or belongs to another endpoint than OPENAI_BASE_URL.")
+        check = ("Set OPENAI_API_KEY (and OPENAI_BASE_URL, if you use one) to a valid key for that endpoint in the "
+                 "environment the Dagster code location runs in")
+    else:
+        cause = (f"OpenAI refused {doing} for this key ({refusal}). The key is valid but not allowed to do this: "
+                 "a restricted key without write access to Files and Fine-tuning, a project without access to the "
+                 "base model, or an organisation or region fine-tuning is not offered to.")
+        check = ("Give the key's project fine-tuning permission and access to the base model on the OpenAI "
+                 "dashboard, or use a key that has them")
+    return OpenAIAccessDenied(f"{cause} Next step: {check}, then {retry}; or set DISTILL_TRAINER=local to train "
+                              "the student locally (LoRA on an open model, no OpenAI account needed).")
 
 
 class FineTuneFailed(RuntimeError):
@@ -133,7 +159,9 @@ class OpenAITrainer:
                     "winding down self-serve fine-tuning: no new users since May 2026, and new jobs stop on "
                     "2027-01-06. Train the student locally instead: set DISTILL_TRAINER=local (LoRA on an open "
                     "model, the default) and rematerialize fine_tune_job.") from err
-            raise
+            raise access_denied(err, f"fine-tuning {model}", "rematerialize fine_tune_job") from err
+        except openai.AuthenticationError as err:
+            raise access_denied(err, f"fine-tuning {model}", "rematerialize fine_tune_job") from err
         self.log(f"submitted fine-tuning job {job.id} on {model} (suffix {suffix!r}, key {key}): {job.status}")
         return job.model_dump(mode="json")
 
@@ -229,6 +257,10 @@ class OpenAITrainer:
     def _retrieve(self, job_id: str) -> Any:
         try:
             return self._call(lambda: self.client.fine_tuning.jobs.retrieve(job_id), f"retrieving job {job_id}")
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as err:
+            raise access_denied(err, f"following fine-tuning job {job_id}",
+                                "rematerialize student_model to resume following the same job (no new job is "
+                                "submitted)") from err
         except openai.NotFoundError as err:
             raise RuntimeError(
                 f"fine-tuning job {job_id} was not found by this OpenAI endpoint ({_describe(err)}): check "
