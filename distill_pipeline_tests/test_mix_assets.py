@@ -105,3 +105,43 @@ def test_patient_names_are_redacted_and_do_not_train_traces_never_reach_a_traini
     excluded = {label["completion_id"] for label in load_labels()
                 if label["kind"] == "do_not_train" and label["partition"] in DAYS}
     assert excluded and not trained & excluded
+
+
+def check_mix(resources) -> dict:
+    result = dg.materialize(ASSETS + ASSET_CHECKS, resources=resources, raise_on_error=False,
+                            selection=dg.AssetSelection.checks_for_assets("training_mix"))
+    return {c.check_name: c for c in result.get_asset_check_evaluations()}
+
+
+def test_the_ratio_check_counts_general_examples_in_the_training_files_themselves(captured):
+    import json
+
+    pipeline, resources = captured
+    run_mix(resources)
+    mix_dir = pipeline.layout.asset_dir("training_mix")
+    listed = [json.loads(line) for line in (mix_dir / "examples.jsonl").read_text().splitlines()]
+    train = (mix_dir / "train.jsonl").read_bytes().splitlines()
+    sources = [e["source"] for e in listed if e["file"] == "train"]
+    assert len(sources) == len(train)
+    general_line = train[sources.index("general")]
+    # Five domain lines of train.jsonl become general ones; examples.jsonl and the line count stay as they were.
+    swapped = set([i for i, s in enumerate(sources) if s == "domain"][:5])
+    (mix_dir / "train.jsonl").write_bytes(b"".join(
+        (general_line if i in swapped else line) + b"\n" for i, line in enumerate(train)))
+    ratio = check_mix(resources)["training_mix_ratio"]
+    assert ratio.passed is False
+    general_before = sources.count("general")
+    assert ratio.metadata["train_general"].value == general_before + 5
+    assert ratio.metadata["train_total"].value == len(train)
+    assert f"train has {general_before + 5} general of {len(train)}" in ratio.description
+
+
+def test_the_ratio_check_fails_when_a_file_holds_examples_that_examples_jsonl_does_not_list(captured):
+    pipeline, resources = captured
+    run_mix(resources)
+    validation = pipeline.layout.asset_dir("training_mix") / "validation.jsonl"
+    validation.write_bytes(b"".join(line + b"\n" for line in validation.read_bytes().splitlines()[:-1]))
+    ratio = check_mix(resources)["training_mix_ratio"]
+    assert ratio.passed is False and "examples.jsonl lists" in ratio.description
+    run_mix(resources)
+    assert check_mix(resources)["training_mix_ratio"].passed is True  # rewritten: whole again

@@ -360,15 +360,50 @@ def leaks(examples: Iterable[MixExample], holdout_hashes: Iterable[str]) -> list
 
 def ratio_ok(mix: Mix, config: MixConfig) -> tuple[bool, str]:
     """Does the general share match the configuration to within one example, overall and in each file?"""
-    share = _fraction(config.general_share)
-    parts = {"overall": mix.examples, "train": mix.train, "validation": mix.validation}
+    counts = {"train": SourceCounts(mix.count("general", mix.train), len(mix.train)),
+              "validation": SourceCounts(mix.count("general", mix.validation), len(mix.validation))}
+    return ratio_verdict(counts, config.general_share)
+
+
+@dataclass(frozen=True)
+class SourceCounts:
+    """How many examples a training file holds, and how many of them are general examples."""
+
+    general: int
+    total: int
+
+
+def messages_key(messages: Sequence[Any]) -> str:
+    """One string per distinct list of chat messages (key order ignored)."""
+    return json.dumps(messages, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def count_sources(lines: Iterable[bytes], general_messages: set[str]) -> SourceCounts:
+    """Count a written training file's examples, and the general ones among them: those whose messages (as
+    `messages_key`) are a general example's, as written to the files."""
+    general = total = 0
+    for line in lines:
+        if not line.strip():
+            continue
+        total += 1
+        record = json.loads(line)
+        general += isinstance(record, dict) and messages_key(record.get("messages")) in general_messages
+    return SourceCounts(general, total)
+
+
+def ratio_verdict(files: dict[str, SourceCounts], general_share: float) -> tuple[bool, str]:
+    """Is the general share `general_share` to within one example, over all files together and in each file?"""
+    share = _fraction(general_share)
+    overall = SourceCounts(sum(c.general for c in files.values()), sum(c.total for c in files.values()))
     failures, described = [], []
-    for name, examples in parts.items():
-        n_general, n = mix.count("general", examples), len(examples)
-        described.append(f"{name} {n_general}/{n} general")
-        if abs(n_general - n * share) > 1:
-            failures.append(f"{name} has {n_general} general of {n}, expected {float(n * share):.1f} +/- 1")
-    target = f"configured general_share {config.general_share:g}"
+    for name, counts in {"overall": overall, **files}.items():
+        described.append(f"{name} {counts.general}/{counts.total} general")
+        if abs(counts.general - counts.total * share) > 1:
+            failures.append(f"{name} has {counts.general} general of {counts.total}, expected "
+                            f"{float(counts.total * share):.1f} +/- 1")
+    target = f"configured general_share {general_share:g}"
     if failures:
         return False, f"{'; '.join(failures)} ({target})"
+    if not overall.total:
+        return False, f"the training files hold no examples ({target})"
     return True, f"{', '.join(described)} ({target})"

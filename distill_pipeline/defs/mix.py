@@ -24,10 +24,13 @@ from distill_pipeline.core.mix import (
     MixExample,
     TraceKey,
     build_mix,
+    count_sources,
     domain_example,
     leaks,
     max_examples_for_train,
+    messages_key,
     mix_sizes,
+    ratio_verdict,
     split_holdout,
     to_jsonl,
 )
@@ -357,14 +360,30 @@ def training_mix_no_leakage(pipeline: PipelineSettings) -> dg.AssetCheckResult:
                                description=f"{len(found)} holdout examples found in training files")
 
 
-@dg.asset_check(asset=training_mix, blocking=True,
-                description="The domain/general split matches the configured general share, within one example.")
+@dg.asset_check(asset=training_mix, blocking=True, additional_deps=[general_examples],
+                description="The examples in train.jsonl and validation.jsonl themselves (a line is general when its "
+                "messages are a general example's, as redacted) match the configured general share within one "
+                "example, in both files together and in each; and examples.jsonl lists as many as each file holds.")
 def training_mix_ratio(pipeline: PipelineSettings) -> dg.AssetCheckResult:
-    out = pipeline.layout.asset_dir("training_mix")
-    examples = [json.loads(line) for line in _jsonl(out / "examples.jsonl")]
+    layout = pipeline.layout
+    out = layout.asset_dir("training_mix")
     share = json.loads((out / "mix_config.json").read_text())["general_share"]
-    general = sum(e["source"] == "general" for e in examples)
-    expected = len(examples) * share
-    ok = bool(examples) and abs(general - expected) <= 1
-    return dg.AssetCheckResult(passed=ok, metadata={"domain": len(examples) - general, "general": general,
-                                                   "expected_general": round(expected, 2)})
+    rules = pipeline.load_task().redaction_rules
+    general = {messages_key(redact_example({"messages": g.messages}, rules)["messages"])
+               for g in read_general(layout.asset_dir("general_examples") / "general_examples.jsonl")}
+    files = {name: count_sources(_lines(out / f"{name}.jsonl"), general) for name in ("train", "validation")}
+    ok, description = ratio_verdict(files, share)
+    listed = {name: 0 for name in files}
+    for line in _jsonl(out / "examples.jsonl"):
+        name = json.loads(line)["file"]
+        listed[name] = listed.get(name, 0) + 1
+    unlisted = [f"{name}.jsonl holds {counts.total} examples but examples.jsonl lists {listed[name]}"
+                for name, counts in files.items() if counts.total != listed[name]]
+    if unlisted:
+        ok, description = False, f"{'; '.join(unlisted)}: the audit trail does not match the files. {description}"
+    return dg.AssetCheckResult(passed=ok, description=description, metadata={
+        **{f"{name}_{kind}": getattr(counts, kind) for name, counts in files.items() for kind in ("general", "total")},
+        "domain": sum(c.total - c.general for c in files.values()),
+        "general": sum(c.general for c in files.values()),
+        "expected_general": round(sum(c.total for c in files.values()) * share, 2),
+        "listed_in_examples_jsonl": dg.MetadataValue.json(listed)})
