@@ -33,7 +33,7 @@ def test_the_bundled_spec_loads_with_its_graders_prices_and_filter():
     assert [g.type for g in spec.graders] == ["json_schema", "code_set", "grounded", "string_check", "llm_judge"]
     assert [g.type for g in spec.enabled_graders] == ["json_schema", "code_set", "grounded", "string_check"]
     assert spec.metric == "field_f1"
-    assert spec.teacher_price == Price(2.50, 10.00)
+    assert spec.teacher_price == Price(2.50, 10.00, cached_input=1.25)
     assert spec.student_price == Price(0.02, 0.04)
     assert spec.pass_rule == PassRule("all_required")
     assert spec.output.schema["additionalProperties"] is False

@@ -88,7 +88,7 @@ def read_stream(stream: Iterable[Any], *, start: float, clock: Callable[[], floa
     parts: list[str] = []
     logprobs: list[float] = []
     ttft_ms: float | None = None
-    prompt_tokens = completion_tokens = 0
+    prompt_tokens = completion_tokens = cached_tokens = 0
     usage_seen = False
     model = ""
     try:
@@ -99,6 +99,8 @@ def read_stream(stream: Iterable[Any], *, start: float, clock: Callable[[], floa
                 usage_seen = True
                 prompt_tokens = int(usage.prompt_tokens or 0)
                 completion_tokens = int(usage.completion_tokens or 0)
+                details = getattr(usage, "prompt_tokens_details", None)
+                cached_tokens = int(getattr(details, "cached_tokens", 0) or 0)
             for choice in chunk.choices or []:
                 if choice.index != 0:
                     continue
@@ -121,6 +123,7 @@ def read_stream(stream: Iterable[Any], *, start: float, clock: Callable[[], floa
         token_logprobs=logprobs,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
+        cached_tokens=cached_tokens,
         ttft_ms=latency_ms if ttft_ms is None else ttft_ms,
         latency_ms=latency_ms,
         model=model or fallback_model,
@@ -208,6 +211,7 @@ class ReplayTeacher:
             token_logprobs=[],
             prompt_tokens=row.prompt_tokens,
             completion_tokens=row.completion_tokens,
+            cached_tokens=row.cached_tokens,
             ttft_ms=ttft_ms,
             latency_ms=latency_ms,
             model=row.model,

@@ -36,6 +36,7 @@ TRACE_SCHEMA = pa.schema([
     ("tools", pa.string()),
     ("prompt_tokens", pa.int64()),
     ("completion_tokens", pa.int64()),
+    ("cached_tokens", pa.int64()),
     ("content_hash", pa.string()),
     ("source", pa.string()),
 ])
@@ -213,6 +214,7 @@ class StorageLayout:
 
     def write_trace_table(self, asset: str, partition: str, table: pa.Table) -> Written:
         """Write a table in the trace-row contract (e.g. a filtered read of another trace asset)."""
+        table = with_cached_tokens(table)
         if table.schema.names != TRACE_SCHEMA.names:
             raise ValueError(f"{asset}: not a trace table (columns {table.schema.names})")
         # Parquet has no second-resolution timestamps (created_at comes back in ms): the contract's types again,
@@ -250,6 +252,16 @@ class StorageLayout:
         if not base.exists():
             return []
         return sorted(p.name for p in base.iterdir() if (p / f"{asset}.parquet").exists())
+
+
+def with_cached_tokens(table: pa.Table) -> pa.Table:
+    """A trace table written before the contract had `cached_tokens`, with the column added as 0s (what the
+    parser gives a trace whose usage reports no cached tokens); any other table as it is."""
+    names = table.schema.names
+    if "cached_tokens" in names or names != [n for n in TRACE_SCHEMA.names if n != "cached_tokens"]:
+        return table
+    return table.add_column(TRACE_SCHEMA.get_field_index("cached_tokens"), TRACE_SCHEMA.field("cached_tokens"),
+                            pa.array([0] * table.num_rows, pa.int64()))
 
 
 def write_records(path: str | Path, records: list[dict[str, Any]], schema: pa.Schema) -> Written:

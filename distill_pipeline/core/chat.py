@@ -23,6 +23,7 @@ class Completion:
     ttft_ms: float = 0.0
     latency_ms: float = 0.0
     model: str = ""
+    cached_tokens: int = 0  # of prompt_tokens, those the server reports as served from its prompt cache
 
     @property
     def min_logprob(self) -> float:

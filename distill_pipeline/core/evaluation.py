@@ -111,11 +111,16 @@ def mean(values: Iterable[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def cost_per_call(prompt_tokens: int, completion_tokens: int, price: Price | Mapping[str, float]) -> float:
-    """What one call costs, from its token usage and a price in USD per 1M input/output tokens."""
+def cost_per_call(prompt_tokens: int, completion_tokens: int, price: Price | Mapping[str, Any],
+                  cached_tokens: int = 0) -> float:
+    """What one call costs, from its token usage and a price in USD per 1M tokens: the cached prompt tokens at
+    the cached-input price (when the price has one), the other prompt tokens at the input price, the completion
+    tokens at the output price."""
     if isinstance(price, Mapping):
-        price = Price(float(price["input"]), float(price["output"]))
-    return price.cost(prompt_tokens, completion_tokens)
+        cached_input = price.get("cached_input")
+        price = Price(float(price["input"]), float(price["output"]),
+                      None if cached_input is None else float(cached_input))
+    return price.cost(prompt_tokens, completion_tokens, cached_tokens)
 
 
 # ---------------------------------------------------------------------------- records
@@ -177,8 +182,10 @@ def build_record(
         student_latency_ms=student.latency_ms,
         teacher_ttft_ms=teacher.ttft_ms,
         teacher_latency_ms=teacher.latency_ms,
-        student_cost=cost_per_call(student.prompt_tokens, student.completion_tokens, task.student_price),
-        teacher_cost=cost_per_call(teacher.prompt_tokens, teacher.completion_tokens, task.teacher_price),
+        student_cost=cost_per_call(student.prompt_tokens, student.completion_tokens, task.student_price,
+                                   cached_tokens=student.cached_tokens),  # 0 unless its server reports a cache hit
+        teacher_cost=cost_per_call(teacher.prompt_tokens, teacher.completion_tokens, task.teacher_price,
+                                   cached_tokens=trace.cached_tokens),  # as the captured trace was billed
         student_schema_pass=_all_passed(verdicts, graders, SCHEMA_GRADERS),
         student_grounded_pass=_all_passed(verdicts, graders, GROUNDING_GRADERS),
         student_passes_graders=passes(verdicts, task.pass_rule),
@@ -316,6 +323,7 @@ def summarise(
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     tolerance: float = 0.02,
     general_scores: Sequence[tuple[float, float]] = (),
+    prices: Mapping[str, Any] | None = None,  # the price table the costs used (TaskSpec.price_table), reported
 ) -> dict[str, Any]:
     """Every figure of the evaluation as one JSON-able dict.
 
@@ -376,6 +384,7 @@ def summarise(
             "teacher_latency_ms": _latency([r.teacher_latency_ms for r in records]),
         },
         "sweep": [asdict(row) for row in sweep],
+        "prices": dict(prices) if prices is not None else None,
     }
 
 

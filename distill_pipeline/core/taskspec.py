@@ -77,13 +77,23 @@ class PassRule:
 
 @dataclass(frozen=True)
 class Price:
-    """USD per 1M tokens."""
+    """USD per 1M tokens. `cached_input`: the price of prompt tokens served from the provider's prompt cache
+    (OpenAI's `usage.prompt_tokens_details.cached_tokens`); None: every prompt token at `input`."""
 
     input: float
     output: float
+    cached_input: float | None = None
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return (prompt_tokens * self.input + completion_tokens * self.output) / 1_000_000
+    def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> float:
+        """Cached tokens x cached_input + the other prompt tokens x input + completion tokens x output."""
+        if self.cached_input is None or not cached_tokens:
+            return (prompt_tokens * self.input + completion_tokens * self.output) / 1_000_000
+        cached = min(cached_tokens, prompt_tokens)
+        return ((prompt_tokens - cached) * self.input + cached * self.cached_input
+                + completion_tokens * self.output) / 1_000_000
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {"input": self.input, "cached_input": self.cached_input, "output": self.output}
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,11 @@ class TaskSpec:
     @property
     def student_price(self) -> Price:
         return self.prices[STUDENT_PRICE_KEY]
+
+    def price_table(self) -> dict[str, Any]:
+        """The prices the cost figures use (USD per 1M tokens), and where they came from, for the report."""
+        return {"teacher": {"model": self.teacher_model, **self.teacher_price.as_dict()},
+                "student": self.student_price.as_dict(), "unit": "USD per 1M tokens", "task_spec": self.source}
 
     @property
     def enabled_graders(self) -> tuple[GraderSpec, ...]:
@@ -328,7 +343,8 @@ _KEY_HINTS = {
     "metric": "metric: field_f1 (or exact_match, judge)",
     "prices": "prices: {<teacher model>: {input: 2.5, output: 10}, student: {input: 0.02, output: 0.04}}",
 }
-_PRICE_HINTS = {"input": "input: <USD per 1M prompt tokens>", "output": "output: <USD per 1M completion tokens>"}
+_PRICE_HINTS = {"input": "input: <USD per 1M prompt tokens>", "output": "output: <USD per 1M completion tokens>",
+                "cached_input": "cached_input: <USD per 1M cached prompt tokens>"}
 
 
 class _SpecReader:
@@ -600,9 +616,11 @@ class _SpecReader:
             if not isinstance(model, str):
                 raise self.doc.error(path, f"model name {model!r} must be a string; quote it")
             price = self._mapping(price, path, f"{model}: {{input: 2.5, output: 10}} (USD per 1M tokens)")
-            self._keys(price, path, {"input": True, "output": True}, "price", _PRICE_HINTS)
+            self._keys(price, path, {"input": True, "output": True, "cached_input": False}, "price", _PRICE_HINTS)
+            cached = price.get("cached_input")
             prices[model] = Price(self._number(price["input"], f"{path}.input", 0),
-                                  self._number(price["output"], f"{path}.output", 0))
+                                  self._number(price["output"], f"{path}.output", 0),
+                                  None if cached is None else self._number(cached, f"{path}.cached_input", 0))
         if STUDENT_PRICE_KEY not in prices:
             raise self.doc.error("prices", "has no 'student' entry; add 'student: {input: ..., output: ...}' "
                                  "(USD per 1M tokens of the student you serve)")

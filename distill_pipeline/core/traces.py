@@ -75,6 +75,7 @@ class TraceRow:
     completion_tokens: int
     content_hash: str
     source: str  # the line shape: stored_completion or chat_example (same for API and export)
+    cached_tokens: int = 0  # prompt tokens billed at the cached-input price (usage.prompt_tokens_details)
     reference: dict[str, Any] | None = field(default=None, compare=False)
 
     @property
@@ -241,6 +242,24 @@ def _int_field(obj: dict[str, Any], key: str) -> int:
     return value
 
 
+def _cached_tokens(usage: dict[str, Any], prompt_tokens: int) -> int:
+    """usage.prompt_tokens_details.cached_tokens (OpenAI's count of prompt tokens served from its cache), 0 when
+    the usage has none."""
+    details = usage.get("prompt_tokens_details")
+    if details is None:
+        return 0
+    if not isinstance(details, dict):
+        raise TraceParseError("usage.prompt_tokens_details must be an object")
+    try:
+        cached = _int_field(details, "cached_tokens")
+    except TraceParseError as err:
+        raise TraceParseError(str(err).replace("usage.", "usage.prompt_tokens_details.", 1)) from None
+    if cached > prompt_tokens:
+        raise TraceParseError(f"usage.prompt_tokens_details.cached_tokens ({cached}) is more than "
+                              f"usage.prompt_tokens ({prompt_tokens})")
+    return cached
+
+
 def _answer(message: dict[str, Any]) -> None:
     if message["role"] != "assistant":
         raise TraceParseError("the answer is not an assistant message")
@@ -315,6 +334,7 @@ def _parse_stored_completion(record: dict[str, Any]) -> TraceRow:
         completion_tokens=completion_tokens,
         content_hash=digest,
         source=STORED_COMPLETION_SOURCE,
+        cached_tokens=_cached_tokens(usage, prompt_tokens),
     ), request_json, response_json)
 
 
@@ -335,6 +355,7 @@ def _parse_chat_example(record: dict[str, Any]) -> TraceRow:
     usage = record.get("usage") or {}
     if not isinstance(usage, dict):
         raise TraceParseError("usage must be an object")
+    prompt_tokens = _int_field(usage, "prompt_tokens")
     return _keep_json(TraceRow(
         completion_id=completion_id.strip(),
         created_at=_created(record.get("created"), required=False),
@@ -343,10 +364,11 @@ def _parse_chat_example(record: dict[str, Any]) -> TraceRow:
         request_messages=request,
         response_message=response,
         tools=record.get("tools") if isinstance(record.get("tools"), list) else None,
-        prompt_tokens=_int_field(usage, "prompt_tokens"),
+        prompt_tokens=prompt_tokens,
         completion_tokens=_int_field(usage, "completion_tokens"),
         content_hash=digest,
         source=CHAT_EXAMPLE_SOURCE,
+        cached_tokens=_cached_tokens(usage, prompt_tokens),
     ), request_json, response_json)
 
 
@@ -431,6 +453,7 @@ def trace_to_record(row: TraceRow) -> dict[str, Any]:
         "tools": _dumps(row.tools) if row.tools is not None else None,
         "prompt_tokens": row.prompt_tokens,
         "completion_tokens": row.completion_tokens,
+        "cached_tokens": row.cached_tokens,
         "content_hash": row.content_hash,
         "source": row.source,
     }
@@ -455,6 +478,7 @@ def trace_from_record(record: dict[str, Any]) -> TraceRow:
         completion_tokens=int(record["completion_tokens"]),
         content_hash=record["content_hash"],
         source=record["source"],
+        cached_tokens=int(record.get("cached_tokens") or 0),  # 0 in files written before the column existed
     )
 
 

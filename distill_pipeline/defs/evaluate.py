@@ -116,7 +116,7 @@ def student_eval_report(context: dg.AssetExecutionContext, config: EvalConfig, p
     general_scores = [(float(check_answer(g.check, b.text)) if general_base else 0.0,
                        float(check_answer(g.check, s.text)))
                       for g, s, b in zip(general, general_student, general_base or general_student, strict=True)]
-    summary = summarise(records, teacher_only_intents=task.teacher_only_intents,
+    summary = summarise(records, teacher_only_intents=task.teacher_only_intents, prices=task.price_table(),
                         rare_intent_share=task.rare_intent_share, tolerance=config.tolerance,
                         general_scores=general_scores if general_base else ())
     verdict = gate(summary, gate_config(config))

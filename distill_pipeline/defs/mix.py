@@ -195,9 +195,11 @@ def eval_holdout(context: dg.AssetExecutionContext, config: HoldoutConfig,
 def _trace_line(row: TraceRow) -> bytes:
     """A holdout row as a chat-example export line (id, metadata, messages): re-parsable by the trace parser."""
     example = row.chat_example()
+    usage: dict = {"prompt_tokens": row.prompt_tokens, "completion_tokens": row.completion_tokens}
+    if row.cached_tokens:  # the replayed teacher is costed as it was billed
+        usage["prompt_tokens_details"] = {"cached_tokens": row.cached_tokens}
     record = {"id": row.completion_id, "created": int(row.created_at.timestamp()), "model": row.model,
-              "metadata": row.metadata, "messages": example["messages"],
-              "usage": {"prompt_tokens": row.prompt_tokens, "completion_tokens": row.completion_tokens}}
+              "metadata": row.metadata, "messages": example["messages"], "usage": usage}
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode() + b"\n"
 
 
