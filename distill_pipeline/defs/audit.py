@@ -76,7 +76,7 @@ def model_card(context: dg.AssetExecutionContext, pipeline: PipelineSettings) ->
     card = build_model_card(student=student, job=job, manifest=manifest, training_examples=examples,
                             pass_case_partitions=partitions, graders=grader_summary(eval_rows), holdout=holdout,
                             report=report, code_version=code_version(), run_ids=run_ids,
-                            redaction=mix.get("redaction"))
+                            redaction=mix.get("redaction"), corpus=mix.get("corpus"))
     out = layout.asset_dir("model_card") / job["job_id"]
     traces = write_records(out / "training_traces.parquet",
                            [{**{k: e[k] for k in ("file", "source", "id", "intent", "content_hash")},
@@ -89,5 +89,7 @@ def model_card(context: dg.AssetExecutionContext, pipeline: PipelineSettings) ->
     return dg.MaterializeResult(metadata={
         "student": card["student"], "job_id": card["job_id"], "code_version": card["code_version"],
         "training_examples": card["training_examples"]["total"], "card": dg.MetadataValue.md(markdown),
+        **({"domain_examples": card["corpus"]["domain_examples"],
+            "corpus_size_check": "passed" if card["corpus"]["check"]["passed"] else "WARN"} if card["corpus"] else {}),
         "path": written.path, "sha256": written.sha256, "training_traces_path": traces.path,
     }, data_version=dg.DataVersion(written.sha256))

@@ -15,6 +15,7 @@ from distill_pipeline.backends.storage import (
     atomic_write_json,
     sha256_file,
 )
+from distill_pipeline.core.corpus import CorpusSize
 from distill_pipeline.core.finetune_format import check_lines, estimate_training_cost
 from distill_pipeline.core.general import GeneralExample, load_general_examples, parse_general_example
 from distill_pipeline.core.mix import (
@@ -239,6 +240,12 @@ def _redacted_lines(examples: list[MixExample], messages: Iterator[bytes], repor
         yield to_jsonl([redact_example(full, report.rules, report)])
 
 
+def corpus_metadata(corpus: CorpusSize) -> dict:
+    """The corpus figures as Dagster metadata (a range as JSON, an unknown as "none")."""
+    return {k: (dg.MetadataValue.json(v) if isinstance(v, list) else "none" if v is None else v)
+            for k, v in corpus.metadata().items()}
+
+
 def mix_config(config: MixSettings, pipeline: PipelineSettings) -> MixConfig:
     max_examples = config.max_examples
     if max_examples is None:
@@ -253,7 +260,7 @@ def mix_config(config: MixSettings, pipeline: PipelineSettings) -> MixConfig:
     deps=["pass_cases", eval_holdout, general_examples],
     kinds={"jsonl"},
     group_name="train",
-    code_version="2",
+    code_version="3",
     description="Train and validation files in the OpenAI chat fine-tuning format: 85% domain pass cases "
     "(stratified by intent), 15% general examples, none of them held out, patient data redacted. Same inputs, "
     "same bytes.",
@@ -265,6 +272,7 @@ def training_mix(context: dg.AssetExecutionContext, config: MixSettings,
     holdout = {r.content_hash for r in iter_chat_lines(layout.asset_dir("eval_holdout") / "domain.jsonl")}
     general_holdout = {g.content_hash for g in read_general(layout.asset_dir("eval_holdout") / "general.jsonl")}
     domain = [k for k in keys if k.content_hash not in holdout]
+    pass_cases = len(keys)
     del keys
     general = [g for g in read_general(layout.asset_dir("general_examples") / "general_examples.jsonl")
                if g.content_hash not in general_holdout]
@@ -284,6 +292,11 @@ def training_mix(context: dg.AssetExecutionContext, config: MixSettings,
                                              _redacted_lines(mix.validation, messages, redaction))
         finally:
             messages.close()
+    # The corpus against the rule of thumb (1,000 pass cases at least), for the corpus_size check and the card.
+    corpus = CorpusSize(domain_examples=mix.count("domain"), domain_available=mix.domain_available,
+                        pass_cases=pass_cases,
+                        pass_cases_by_day={day: layout.count_traces("pass_cases", day) for day in versions},
+                        minimum=pipeline.load_task().min_domain_examples, max_examples=cfg.max_examples)
     # The ids of everything trained on, for the model card and `distill audit`.
     manifest = [{"file": "train", "source": e.source, "id": e.id, "intent": e.intent,
                  "content_hash": e.content_hash} for e in mix.train]
@@ -293,7 +306,8 @@ def training_mix(context: dg.AssetExecutionContext, config: MixSettings,
         json.dumps(m, sort_keys=True).encode() + b"\n" for m in manifest))
     atomic_write_json(out / "mix_config.json", {**cfg.__dict__, "trainer": pipeline.trainer,
                                                 "preset": pipeline.preset, "pass_case_partitions": versions,
-                                                "redaction": redaction.card(), "run_id": context.run.run_id})
+                                                "redaction": redaction.card(), "run_id": context.run.run_id,
+                                                "corpus": corpus.to_dict()})
     settings = preset(pipeline.preset)
     epochs = config.epochs or settings.epochs
     report = check_lines(_lines(out / "train.jsonl"),
@@ -324,6 +338,7 @@ def training_mix(context: dg.AssetExecutionContext, config: MixSettings,
                for k, v in redaction.metadata().items()},
             "planned_sizes": dg.MetadataValue.json(dict(zip(("domain", "general"), mix_sizes(
                 mix.domain_available, cfg.general_share, cfg.max_examples), strict=True))),
+            **corpus_metadata(corpus),
         },
         data_version=dg.DataVersion(train.sha256[:32] + validation.sha256[:32]),
     )
@@ -389,3 +404,17 @@ def training_mix_ratio(pipeline: PipelineSettings) -> dg.AssetCheckResult:
         "general": sum(c.general for c in files.values()),
         "expected_general": round(sum(c.total for c in files.values()) * share, 2),
         "listed_in_examples_jsonl": dg.MetadataValue.json(listed)})
+
+
+@dg.asset_check(asset=training_mix, blocking=False,
+                description="Warns (never blocks) when the mix holds fewer domain examples than the task spec's "
+                "min_domain_examples (default 1,000; 5,000-15,000 is ideal), and says how many more days of capture "
+                "would reach it at the current daily pass-case rate.")
+def corpus_size(pipeline: PipelineSettings) -> dg.AssetCheckResult:
+    recorded = json.loads((pipeline.layout.asset_dir("training_mix") / "mix_config.json").read_text()).get("corpus")
+    if recorded is None:
+        raise dg.Failure("training_mix was materialized before it recorded its corpus size: materialize it again")
+    corpus = CorpusSize.from_dict(recorded)
+    return dg.AssetCheckResult(
+        passed=not corpus.below_minimum, severity=dg.AssetCheckSeverity.WARN, description=corpus.description(),
+        metadata={**corpus_metadata(corpus), "domain_available": corpus.domain_available})
