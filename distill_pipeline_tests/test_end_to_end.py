@@ -1,15 +1,25 @@
 """The bundled pipeline end to end with the tiny model: capture to model card, then the audit questions."""
 
+import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
+from distill_pipeline import settings
+from distill_pipeline.backends.storage import StorageLayout
 from distill_pipeline.cli import audit
+from distill_pipeline.core.mix import domain_example, messages_key
+from distill_pipeline.core.redaction import redact_example
+from distill_pipeline.core.taskspec import load_task_spec
 from distill_pipeline.definitions import ASSET_CHECKS, ASSETS
 from distill_pipeline.defs.automation import CAPTURE_ASSETS, RETRAIN_ASSETS
+from distill_pipeline.defs.mix import read_general
 
 pytest.importorskip("peft")
 
@@ -95,3 +105,84 @@ def test_every_training_trace_id_is_a_pass_case_and_none_is_held_out(pipeline_ru
                       .to_pylist())
     held = {json.loads(line)["id"] for line in (root / "eval_holdout" / "domain.jsonl").read_text().splitlines()}
     assert trained <= passed and not trained & held
+
+
+# -- the audit trail, from the outside: the CLI as a user runs it, and the files themselves ---------------------
+
+
+def distill_audit(ref: str, root: Path, *, via_env: bool) -> subprocess.CompletedProcess:
+    """`distill audit <ref>` in a child process, as a user runs it (the console script when installed)."""
+    script = Path(sys.executable).with_name("distill")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "distill_pipeline.cli"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DISTILL_")}
+    if via_env:
+        env["DISTILL_STORAGE_ROOT"] = str(root)
+        args = ["audit", ref]
+    else:
+        args = ["audit", ref, "--storage-root", str(root)]
+    return subprocess.run([*command, *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def the_card(root: Path) -> dict:
+    (card_path,) = root.glob("model_card/*/model_card.json")
+    return json.loads(card_path.read_text())
+
+
+def listed_traces(root: Path) -> list[dict]:
+    (traces_path,) = root.glob("model_card/*/training_traces.parquet")
+    return pq.read_table(traces_path).to_pylist()
+
+
+def test_distill_audit_of_the_student_prints_what_trained_it(pipeline_run):
+    root, _ = pipeline_run
+    card = the_card(root)
+    child = distill_audit(card["student"], root, via_env=False)
+    assert child.returncode == 0, child.stderr
+    assert f"# Model card: {card['student']}" in child.stdout and child.stderr == ""
+    assert card["training_files"]["train_sha256"] in child.stdout and "training_traces.parquet" in child.stdout
+
+
+def test_distill_audit_of_a_trace_names_the_model_it_trained_and_a_held_out_trace_none(pipeline_run):
+    root, _ = pipeline_run
+    card = the_card(root)
+    trained = next(r for r in listed_traces(root) if r["source"] == "domain")
+    child = distill_audit(trained["id"], root, via_env=True)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.startswith(f"Trace {trained['id']} trained 1 model(s):") and card["student"] in child.stdout
+    held = json.loads((root / "eval_holdout" / "domain.jsonl").read_text().splitlines()[0])["id"]
+    refused = distill_audit(held, root, via_env=True)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert f"{held!r} is neither a student" in refused.stderr and card["student"] in refused.stderr
+
+
+def test_the_cards_training_file_hashes_are_those_of_the_files_on_disk(pipeline_run):
+    root, _ = pipeline_run
+    files = the_card(root)["training_files"]
+    mix = root / "training_mix"
+    assert files["train_sha256"] == hashlib.sha256((mix / "train.jsonl").read_bytes()).hexdigest()
+    assert files["validation_sha256"] == hashlib.sha256((mix / "validation.jsonl").read_bytes()).hexdigest()
+
+
+def test_every_example_in_the_training_files_has_its_trace_id_listed(pipeline_run):
+    """Each line of train.jsonl and validation.jsonl, matched by its (redacted) messages to the pass case or
+    general example it came from, is listed in training_traces.parquet in file order: all of them, no more."""
+    root, _ = pipeline_run
+    rules = load_task_spec(settings.DEFAULT_TASK_SPEC).redaction_rules
+    layout = StorageLayout(root)
+    origin: dict[str, set[tuple[str, str]]] = {}  # messages as written -> (source, id) it can come from
+    for day in DAYS:
+        for row in layout.read_traces("pass_cases", day):
+            written = redact_example(domain_example(row), rules).messages
+            origin.setdefault(messages_key(written), set()).add(("domain", row.completion_id))
+    for example in read_general(root / "general_examples" / "general_examples.jsonl"):
+        written = redact_example({"messages": example.messages}, rules)["messages"]
+        origin.setdefault(messages_key(written), set()).add(("general", example.id))
+    listed = listed_traces(root)
+    for name in ("train", "validation"):
+        lines = (root / "training_mix" / f"{name}.jsonl").read_text().splitlines()
+        rows = [r for r in listed if r["file"] == name]
+        assert len(rows) == len(lines) > 0
+        for number, (line, row) in enumerate(zip(lines, rows, strict=True), start=1):
+            sources = origin.get(messages_key(json.loads(line)["messages"]), set())
+            assert (row["source"], row["id"]) in sources, f"{name}.jsonl line {number}: listed {row['id']}"
+    assert len(listed) == the_card(root)["training_examples"]["total"]
