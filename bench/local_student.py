@@ -89,6 +89,41 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
+def field_figures(completions: list[Any], evaluation: list[dict[str, Any]]) -> dict[str, Any]:
+    """Field by field under the bundled task's rules, and how well the routing signal separates wrong answers."""
+    from distill_pipeline.core.fields import all_structured_right, auroc, confidence, field_scores
+    from distill_pipeline.core.taskspec import default_task_spec_path, load_task_spec
+
+    rules = load_task_spec(default_task_spec_path()).field_rules
+    per_call = [field_scores(parse_answer(c.text), t["reference"], rules) for c, t in zip(completions, evaluation,
+                                                                                          strict=True)]
+    paths = sorted({p for scores in per_call for p in scores})
+    right = [all_structured_right(scores, rules) for scores in per_call]
+    signals = {
+        "structured": [confidence(c.text, c.token_logprobs, c.token_offsets, rules) for c in completions],
+        "whole": [c.min_logprob for c in completions],
+    }
+    n = max(len(completions), 1)
+    sweep = {}
+    for threshold in (-0.05, -0.1, -0.25, -0.5, -1.0):
+        to_teacher = [v < threshold for v in signals["structured"]]
+        sweep[str(threshold)] = {"to_teacher": round(sum(to_teacher) / n, 3),
+                                 "all_structured_right": round(sum(t or r for t, r in zip(to_teacher, right,
+                                                                                          strict=True)) / n, 3)}
+    return {
+        "field_scores": {p: round(sum(s.get(p, 0.0) for s in per_call) / n, 4) for p in paths},
+        "wrong_by_field": {p: sum(s.get(p, 0.0) < 1.0 for s in per_call) for p in paths if rules.structured(p)},
+        "all_structured_right": round(sum(right) / n, 4),
+        "soap_token_f1": round(sum(v for s in per_call for p, v in s.items() if not rules.structured(p))
+                               / max(1, sum(1 for s in per_call for p in s if not rules.structured(p))), 4),
+        "auroc_structured": auroc([v for v, r in zip(signals["structured"], right, strict=True) if not r],
+                                  [v for v, r in zip(signals["structured"], right, strict=True) if r]),
+        "auroc_whole": auroc([v for v, r in zip(signals["whole"], right, strict=True) if not r],
+                             [v for v, r in zip(signals["whole"], right, strict=True) if r]),
+        "sweep_structured": sweep,
+    }
+
+
 def score(completions: list[Any], evaluation: list[dict[str, Any]]) -> dict[str, Any]:
     parsed = [parse_answer(c.text) for c in completions]
     accuracies = [field_accuracy(p, t["reference"]) if p is not None else 0.0 for p, t in zip(parsed, evaluation,
@@ -112,6 +147,7 @@ def score(completions: list[Any], evaluation: list[dict[str, Any]]) -> dict[str,
         "completion_tokens_mean": sum(c.completion_tokens for c in completions) / n,
         "prompt_tokens_mean": sum(c.prompt_tokens for c in completions) / n,
         "min_logprob_p50": _median([c.min_logprob for c in completions]),
+        **field_figures(completions, evaluation),
     }
 
 
@@ -128,6 +164,12 @@ def main() -> None:
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
     parser.add_argument("--seed", type=int, default=None, help="override the preset's seed (also picks the split)")
+    parser.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size")
+    parser.add_argument("--lr", type=float, default=None, help="override the preset's learning rate")
+    parser.add_argument("--layers", type=int, default=None, help="override the preset's layers_to_train")
+    parser.add_argument("--struct-weight", type=float, default=None,
+                        help="override structured_loss_weight (loss weight of structured-value answer tokens)")
+    parser.add_argument("--rank", type=int, default=None, help="override the preset's LoRA rank (alpha = 2 x rank)")
     parser.add_argument("--with-base", action="store_true", help="also score the untrained base model")
     parser.add_argument("--sample", type=Path, default=REPO / "data" / "sample")
     default_cache = Path.home() / ".cache" / "distill-pipeline"
@@ -135,13 +177,20 @@ def main() -> None:
                         help="where the dequantised base model is kept (default ~/.cache/distill-pipeline)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/distill-bench/local_student"))
     parser.add_argument("--show", type=int, default=3, help="print this many wrong answers")
+    parser.add_argument("--adapter", type=Path, default=None,
+                        help="evaluate this trained adapter/ (same split and settings) instead of training one")
+    parser.add_argument("--constrained", action="store_true",
+                        help="decode constrained by the task's JSON schema and code set (xgrammar)")
     args = parser.parse_args()
 
     from distill_pipeline.backends.local_student import LocalStudent
     from distill_pipeline.backends.local_trainer import peak_rss_mb, resolve_base_model, train_lora
 
     settings = preset(args.preset)
-    overrides = {k: v for k, v in {"epochs": args.epochs, "seed": args.seed}.items() if v is not None}
+    overrides = {k: v for k, v in {"epochs": args.epochs, "seed": args.seed, "batch_size": args.batch_size,
+                                   "learning_rate": args.lr, "layers_to_train": args.layers, "rank": args.rank,
+                                   "alpha": 2 * args.rank if args.rank else None,
+                                   "structured_loss_weight": args.struct_weight}.items() if v is not None}
     settings = settings.with_overrides(**overrides)
     n_validation = args.validation if args.validation is not None else (settings.max_validation_examples or 32)
     wait_for(args.sample / "labels.jsonl", timeout_s=1800)
@@ -156,13 +205,27 @@ def main() -> None:
     started = time.perf_counter()
     base_dir = resolve_base_model(settings.base_model, args.cache_dir, log)
     resolve_s = time.perf_counter() - started
-    manifest = train_lora(train_file, validation_file, settings, base_dir, args.out / "run", log=log)
+    if args.adapter is None:
+        from distill_pipeline.core.taskspec import default_task_spec_path, load_task_spec
+
+        rules = load_task_spec(default_task_spec_path()).field_rules
+        manifest = train_lora(train_file, validation_file, settings, base_dir, args.out / "run", log=log,
+                              field_rules=rules)
+        adapter_dir = args.out / "run" / "adapter"
+    else:
+        adapter_dir = args.adapter
+        manifest = json.loads((adapter_dir.parent / "manifest.json").read_text())
+    schema = None
+    if args.constrained:
+        from distill_pipeline.core.taskspec import default_task_spec_path, load_task_spec
+
+        schema = load_task_spec(default_task_spec_path()).decoding_schema
 
     results: dict[str, Any] = {}
-    students = [("student", args.out / "run" / "adapter")] + ([("base", None)] if args.with_base else [])
+    students = [("student", adapter_dir)] + ([("base", None)] if args.with_base else [])
     for label, adapter in students:
         started = time.perf_counter()
-        student = LocalStudent(base_dir, adapter, settings, log=log)
+        student = LocalStudent(base_dir, adapter, settings, log=log, json_schema=schema)
         load_s = time.perf_counter() - started
         started = time.perf_counter()
         completions = student.complete_batch([t["request"] for t in evaluation])
@@ -182,13 +245,15 @@ def main() -> None:
 
     summary = {
         "preset": args.preset,
+        "settings": settings.to_dict(),
+        "constrained": args.constrained,
         "train_examples": len(train),
         "eval_examples": len(evaluation),
         "base_model_resolve_s": round(resolve_s, 2),
         "base_model_load_s": manifest["load_s"],
         "frozen_layer_cache_s": manifest["cache_s"],
         "train_loop_s": manifest["train_loop_s"],
-        "train_wall_s": manifest["wall_s"],
+        "train_wall_s": manifest["train_wall_s"],
         "tokens_per_s": manifest["tokens_per_s"],
         "final_train_loss": manifest["final_train_loss"],
         "validation_loss_first_last": [manifest["validation_losses"][0]["loss"], manifest["final_validation_loss"]],

@@ -2,6 +2,9 @@
 
 - "What trained this model?": give a student reference (adapter path, ft: model id or job id).
 - "Which models did this trace train?": give a trace (completion) id or content hash.
+
+`distill policy show` prints the routing policy in force; `distill policy rollback` puts
+the one before it back in force, from `<storage root>/routing_policy/history/`.
 """
 
 from __future__ import annotations
@@ -48,6 +51,21 @@ def audit(ref: str, root: Path) -> tuple[int, str]:
     return 0, "\n".join(lines) + "\n"
 
 
+def policy(action: str, root: Path) -> tuple[int, str]:
+    from distill_pipeline.routing import PolicyError, read_policy, rollback_policy
+
+    path = root / "routing_policy" / "current.json"
+    try:
+        if action == "show":
+            current = read_policy(path)
+            return 0, json.dumps(current.to_dict(), indent=2, sort_keys=True) + "\n"
+        restored, source = rollback_policy(path)
+    except (PolicyError, FileNotFoundError) as err:
+        return 1, f"{err}\n"
+    return 0, (f"rolled back: {path} is now the policy of {restored.created_at or 'unknown date'} ({source.name}): "
+               f"student {restored.student}, threshold {restored.threshold:g}, promoted {restored.promoted}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="distill", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,9 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     audit_cmd = commands.add_parser("audit", help="what trained a model / which models a trace trained")
     audit_cmd.add_argument("ref", help="a student reference (adapter path, ft: id, job id) or a trace id")
     audit_cmd.add_argument("--storage-root", default=None, help="default: DISTILL_STORAGE_ROOT")
+    policy_cmd = commands.add_parser("policy", help="the routing policy in force: show it, or roll it back")
+    policy_cmd.add_argument("action", choices=("show", "rollback"))
+    policy_cmd.add_argument("--storage-root", default=None, help="default: DISTILL_STORAGE_ROOT")
     args = parser.parse_args(argv)
     root = Path(args.storage_root or settings.storage_root())
-    code, text = audit(args.ref, root)
+    code, text = policy(args.action, root) if args.command == "policy" else audit(args.ref, root)
     (sys.stdout if code == 0 else sys.stderr).write(text)
     return code
 

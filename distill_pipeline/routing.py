@@ -11,6 +11,11 @@ which the student's answer is not trusted:
 - an intent listed in `teacher_only_intents` goes straight to the teacher;
 - otherwise the student answers, with logprobs; if its least likely token is
   below the threshold (or it returned no logprobs to judge), the teacher answers;
+- a student that streams (`stream()`: the local student, any OpenAI-compatible
+  endpoint) is judged token by token: the moment its running confidence falls
+  below the threshold it is stopped and the teacher is called, so a fallback
+  waits for the deciding token, not the whole answer (the decision is the one
+  the whole answer would give: the running confidence never rises);
 - a student error falls back to the teacher; a teacher error propagates;
 - a policy that was not promoted (the student failed the gate) sends every call
   to the teacher.
@@ -23,15 +28,17 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from distill_pipeline.core.chat import ChatModel, Completion
+from distill_pipeline.core.chat import ChatModel, Completion, TokenStream
+from distill_pipeline.core.fields import CONFIDENCE_SIGNALS, FieldRules, RunningConfidence, confidence
 
 POLICY_KEYS = ("student", "student_endpoint", "teacher_model", "threshold", "teacher_only_intents", "report",
-               "created_at", "promoted")
+               "created_at", "promoted", "signal", "field_rules", "decoding_schema")
 HISTORY_DIR = "history"
 
 
@@ -49,6 +56,11 @@ class RoutingPolicy:
     report: str | None = None  # the evaluation report this policy was derived from
     created_at: str = ""  # ISO 8601, UTC
     promoted: bool = False  # the student passed the gate; unpromoted policies route everything to the teacher
+    # what the confidence is read from (fields.CONFIDENCE_SIGNALS) and which fields are structured, as evaluated
+    signal: str = "whole_answer"
+    field_rules: dict[str, str] = field(default_factory=dict)
+    # the JSON schema the student's decoding was constrained to in the evaluation (None: unconstrained)
+    decoding_schema: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # any other keys, kept as written
 
     def to_dict(self) -> dict[str, Any]:
@@ -61,6 +73,9 @@ class RoutingPolicy:
             "report": self.report,
             "created_at": self.created_at,
             "promoted": self.promoted,
+            "signal": self.signal,
+            "field_rules": dict(self.field_rules),
+            "decoding_schema": self.decoding_schema,
             **self.extra,
         }
 
@@ -88,6 +103,17 @@ class RoutingPolicy:
         endpoint = data.get("student_endpoint")
         if endpoint is not None and not isinstance(endpoint, str):
             raise PolicyError(f"{source}: student_endpoint must be a base URL string or null")
+        signal = data.get("signal", "whole_answer")
+        if signal not in CONFIDENCE_SIGNALS:
+            raise PolicyError(f"{source}: signal must be one of {', '.join(CONFIDENCE_SIGNALS)} (got {signal!r})")
+        rules = data.get("field_rules") or {}
+        try:
+            FieldRules(rules)
+        except (ValueError, AttributeError, TypeError) as err:
+            raise PolicyError(f"{source}: field_rules: {err}") from None
+        schema = data.get("decoding_schema")
+        if schema is not None and not isinstance(schema, dict):
+            raise PolicyError(f"{source}: decoding_schema must be a JSON schema object or null")
         return cls(
             student=data["student"],
             teacher_model=data["teacher_model"],
@@ -97,6 +123,9 @@ class RoutingPolicy:
             report=data.get("report"),
             created_at=str(data.get("created_at") or ""),
             promoted=promoted,
+            signal=signal,
+            field_rules=dict(rules),
+            decoding_schema=schema,
             extra={k: v for k, v in data.items() if k not in POLICY_KEYS},
         )
 
@@ -146,6 +175,35 @@ def write_policy(path: str | Path, policy: RoutingPolicy | dict[str, Any]) -> Pa
     return history
 
 
+def policy_history(path: str | Path) -> list[Path]:
+    """Every policy ever written beside `path`, oldest first (history files are named by creation time)."""
+    folder = Path(path).parent / HISTORY_DIR
+    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+
+def rollback_policy(path: str | Path) -> tuple[RoutingPolicy, Path]:
+    """Put the policy written before the one in force back in force; returns it and its history file.
+
+    The history is not changed, so a second rollback steps back once more. A PolicyError says why when there is
+    nothing to go back to.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PolicyError(f"{path}: no routing policy is in force; nothing to roll back")
+    current = path.read_text(encoding="utf-8")
+    history = policy_history(path)
+    position = next((i for i, p in enumerate(history) if p.read_text(encoding="utf-8") == current), None)
+    if position is None:
+        raise PolicyError(f"{path} is not in {path.parent / HISTORY_DIR}; it was not written by write_policy, so "
+                          "there is no record of what came before it")
+    if position == 0:
+        raise PolicyError(f"{path} is the first policy in {path.parent / HISTORY_DIR}; there is none before it")
+    previous = history[position - 1]
+    policy = read_policy(previous)
+    _atomic_write(path, previous.read_text(encoding="utf-8"))
+    return policy, previous
+
+
 # ---------------------------------------------------------------------------- the router
 
 
@@ -156,6 +214,8 @@ class RoutedAnswer:
     reason: str
     student_min_logprob: float | None  # None when the student did not answer
     completion: Completion  # the completion that was returned (the teacher's when routed)
+    student_tokens: int = 0  # tokens the student generated before the router decided (0: not asked)
+    decided_ms: float | None = None  # ms from the student request to the decision; None when the student was not asked
 
 
 class Router:
@@ -166,6 +226,7 @@ class Router:
         self.student = student
         self.teacher = teacher
         self.teacher_only = frozenset(policy.teacher_only_intents)
+        self.rules = FieldRules(policy.field_rules)
 
     @classmethod
     def from_policy(cls, path: str | Path, student: ChatModel | None = None,
@@ -190,25 +251,67 @@ class Router:
             return self._teacher(messages, f"intent '{intent}' always goes to the teacher", None)
         if not self.policy.promoted or self.student is None:
             return self._teacher(messages, "the routing policy is not promoted; the teacher answers every call", None)
+        stream = getattr(self.student, "stream", None)
+        if callable(stream):
+            return self._route_streaming(messages, stream)
         try:
             answer = self.student.complete(messages)
         except Exception as err:  # any student failure must still get the caller an answer
             return self._teacher(messages, f"student failed ({type(err).__name__}: {err}); fell back to the teacher",
                                  None)
+        return self._judge(messages, answer)
+
+    def _route_streaming(self, messages: list[dict], stream: Callable[[list[dict]], TokenStream]) -> RoutedAnswer:
+        """Read the student's tokens as they come; stop it at the first one that takes the confidence below."""
+        threshold = self.policy.threshold
+        running = RunningConfidence(self.rules, self.policy.signal)
+        try:
+            with stream(messages) as tokens:
+                for event in tokens:
+                    value = running.add(event.text, event.logprob)
+                    if value is not None and value < threshold:
+                        break  # leaving the `with` closes the stream: the student stops generating
+                else:
+                    value = None
+                answer = tokens.completion
+        except Exception as err:  # any student failure must still get the caller an answer
+            return self._teacher(messages, f"student failed ({type(err).__name__}: {err}); fell back to the teacher",
+                                 None)
+        if value is not None:
+            return self._teacher(messages, f"student {self._what()} fell to {value:.3f} < threshold {threshold:g} at "
+                                 f"token {running.tokens} ({event.elapsed_ms:.0f} ms); stopped the student", value,
+                                 student_tokens=running.tokens, decided_ms=event.elapsed_ms)
+        if answer is None:  # pragma: no cover - a stream that ended without its completion
+            return self._teacher(messages, "student stream ended without an answer; fell back to the teacher", None)
+        return self._judge(messages, answer)
+
+    def _judge(self, messages: list[dict], answer: Completion) -> RoutedAnswer:
+        """The whole student answer: kept when its confidence reaches the threshold, else the teacher answers."""
+        asked = {"student_tokens": answer.completion_tokens or len(answer.token_logprobs),
+                 "decided_ms": answer.latency_ms}
         if not answer.token_logprobs:
             return self._teacher(messages, "student returned no token logprobs, so its confidence is unknown",
-                                 None)
-        confidence = answer.min_logprob
+                                 None, **asked)
+        confidence = self.confidence(answer)
         threshold = self.policy.threshold
+        what = self._what()
         if confidence < threshold:
-            return self._teacher(messages, f"student min logprob {confidence:.3f} < threshold {threshold:g}",
-                                 confidence)
-        return RoutedAnswer(answer.text, "student", f"student min logprob {confidence:.3f} >= threshold {threshold:g}",
-                            confidence, answer)
+            return self._teacher(messages, f"student {what} {confidence:.3f} < threshold {threshold:g}", confidence,
+                                 **asked)
+        return RoutedAnswer(answer.text, "student", f"student {what} {confidence:.3f} >= threshold {threshold:g}",
+                            confidence, answer, **asked)
 
-    def _teacher(self, messages: list[dict], reason: str, confidence: float | None) -> RoutedAnswer:
+    def _what(self) -> str:
+        return "structured-field confidence" if self.policy.signal == "structured_fields" else "min logprob"
+
+    def confidence(self, answer: Completion) -> float:
+        """The policy's signal, read from the answer as the evaluation read it."""
+        return confidence(answer.text, answer.token_logprobs, answer.token_offsets, self.rules, self.policy.signal)
+
+    def _teacher(self, messages: list[dict], reason: str, confidence: float | None, student_tokens: int = 0,
+                 decided_ms: float | None = None) -> RoutedAnswer:
         answer = self.teacher.complete(messages)
-        return RoutedAnswer(answer.text, "teacher", reason, confidence, answer)
+        return RoutedAnswer(answer.text, "teacher", reason, confidence, answer, student_tokens, decided_ms)
 
 
 # A failing or hung student should hand over to the teacher at once rather than retry: the caller is waiting.
@@ -216,7 +319,8 @@ STUDENT_MAX_RETRIES = 0
 STUDENT_TIMEOUT_S = 30.0
 
 
-def _openai_model(model: str, base_url: str | None, *, student: bool) -> ChatModel:
+def _openai_model(model: str, base_url: str | None, *, student: bool,
+                  json_schema: dict[str, Any] | None = None) -> ChatModel:
     from openai import OpenAI
 
     from distill_pipeline.backends.chat_models import OpenAIChatModel
@@ -226,18 +330,20 @@ def _openai_model(model: str, base_url: str | None, *, student: bool) -> ChatMod
         client = OpenAI(base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY") or "not-needed", **options)
     else:
         client = OpenAI(**options)  # OPENAI_API_KEY, OPENAI_BASE_URL
-    return OpenAIChatModel(client, model, logprobs=student)
+    return OpenAIChatModel(client, model, logprobs=student, json_schema=json_schema)
 
 
 def _student_model(policy: RoutingPolicy) -> ChatModel:
+    schema = policy.decoding_schema
     if policy.student_endpoint:
-        return _openai_model(policy.student, policy.student_endpoint, student=True)
+        return _openai_model(policy.student, policy.student_endpoint, student=True, json_schema=schema)
     if Path(policy.student).is_dir():
-        return _local_student(policy.student)
-    return _openai_model(policy.student, None, student=True)
+        return _local_student(policy.student, schema, policy.extra.get("preset"))
+    return _openai_model(policy.student, None, student=True, json_schema=schema)
 
 
-def _local_student(reference: str) -> ChatModel:
+def _local_student(reference: str, json_schema: dict[str, Any] | None = None, preset_name: str | None = None,
+                   ) -> ChatModel:
     """A student trained by the local LoRA trainer: its output directory (adapter/ + manifest.json) or adapter/."""
     path = Path(reference)
     adapter = path / "adapter" if (path / "adapter" / "adapter_config.json").is_file() else path
@@ -253,4 +359,5 @@ def _local_student(reference: str) -> ChatModel:
     from distill_pipeline.backends.local_student import LocalStudent  # torch: imported only when needed
     from distill_pipeline.core.presets import preset
 
-    return LocalStudent(Path(base_model), adapter, preset(os.environ.get("DISTILL_PRESET", "cpu")))
+    settings = preset(preset_name or os.environ.get("DISTILL_PRESET", "cpu"))
+    return LocalStudent(Path(base_model), adapter, settings, json_schema=json_schema)

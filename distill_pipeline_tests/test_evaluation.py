@@ -232,3 +232,93 @@ def test_a_record_scores_and_grades_the_students_answer_against_the_teachers():
     assert built.student_schema_pass and not built.student_grounded_pass
     assert built.student_failed_graders == ("follow_up_grounded",)
     assert built.teacher_cost == pytest.approx((1000 * 2.5 + 100 * 10.0) / 1e6)
+
+
+# --- field by field, the routing signal and the champion ------------------------------------------------------
+
+
+def field_record(i: int, *, code_right: bool, confidence: float, plan_f1: float = 1.0) -> ExampleRecord:
+    """A record as build_record makes it for the bundled task: the code right or wrong, the plan paraphrased."""
+    student = {"intent": 1.0, "icd10": float(code_right), "soap.plan": plan_f1, "follow_up.date": 1.0}
+    teacher = dict.fromkeys(student, 1.0)
+    structured = [v for k, v in student.items() if k != "soap.plan"]
+    return replace(record(i, student=sum(student.values()) / 4, logprob=-0.05), student_confidence=confidence,
+                   student_fields=student, teacher_fields=teacher, base_fields=dict.fromkeys(student, 0.0),
+                   student_structured_right=code_right, teacher_structured_right=True, base_structured_right=False,
+                   student_structured_accuracy=sum(structured) / 3, teacher_structured_accuracy=1.0,
+                   student_answer=json.dumps({"intent": "x", "icd10": ["J45.909" if code_right else "J02.9"]}),
+                   teacher_answer=json.dumps({"intent": "x", "icd10": ["J45.909"]}))
+
+
+RULES = load_task_spec(default_task_spec_path()).field_rules
+
+
+def fielded() -> list[ExampleRecord]:
+    """Eight right and confident, two with the wrong code and unsure about it; every plan a paraphrase."""
+    return ([field_record(i, code_right=True, confidence=-0.02, plan_f1=0.8) for i in range(8)]
+            + [field_record(8 + i, code_right=False, confidence=-1.2, plan_f1=0.8) for i in range(2)])
+
+
+def test_the_summary_reports_each_field_by_its_rule():
+    summary = summarise(fielded(), rules=RULES)
+    assert summary["field_accuracy"]["icd10"] == {"rule": "exact", "student": pytest.approx(0.8), "teacher": 1.0,
+                                                  "base": 0.0}
+    assert summary["field_accuracy"]["soap.plan"]["rule"] == "token_f1"
+    assert summary["field_accuracy"]["soap.plan"]["student"] == pytest.approx(0.8)
+    assert summary["all_structured_right"] == pytest.approx(0.8)
+
+
+def test_the_worst_fields_come_with_the_students_and_the_teachers_answers():
+    worst = summarise(fielded(), rules=RULES)["worst_fields"]
+    assert [w["field"] for w in worst] == ["soap.plan", "icd10"]  # 0.8 each; ties by name
+    icd10 = worst[1]
+    assert icd10["wrong"] == 2
+    assert icd10["examples"][0] == {"example_id": "ex-8", "student": ["J02.9"], "teacher": ["J45.909"]}
+
+
+def test_the_routing_auroc_says_how_well_the_signal_finds_wrong_structured_fields():
+    summary = summarise(fielded(), rules=RULES)
+    assert summary["routing_auroc"] == 1.0  # every wrong answer is less confident than every right one
+    assert summary["routing_auroc_whole_answer"] == 0.5  # the whole answer's minimum is the same everywhere
+
+
+def test_the_recommended_threshold_keeps_the_routed_structured_fields_at_the_teachers_level():
+    summary = summarise(fielded(), rules=RULES, tolerance=0.2, structured_ratio=0.99)
+    # every threshold from -0.05 to -1.0 catches both wrong codes at the same cost: the highest is the safer one
+    assert summary["recommended_threshold"] == -0.05
+    assert summary["structured_accuracy"]["routed"] == pytest.approx(1.0)
+    lax = summarise(fielded(), rules=RULES, tolerance=0.2, structured_ratio=0.0)
+    assert lax["recommended_threshold"] == -1.5  # score tolerance alone lets the wrong codes through
+
+
+def test_the_gate_refuses_a_challenger_that_is_worse_than_the_champion():
+    champion = {"student": "champion-adapter", "score": 0.99}
+    report = summarise(confident_and_unsure(), tolerance=0.05, champion=champion)
+    assert report["champion_score"] == 0.99
+    verdict = gate(report, GateConfig(tolerance=0.05, champion_tolerance=0.01))
+    assert not verdict.passed
+    assert verdict.checks["champion"]["passed"] is False
+    assert "champion-adapter" in " ".join(verdict.reasons)
+    weaker = summarise(confident_and_unsure(), tolerance=0.05, champion={"student": "old", "score": 0.5})
+    assert gate(weaker, GateConfig(tolerance=0.05)).checks["champion"]["passed"] is True
+
+
+def test_the_markdown_report_shows_fields_worst_fields_and_the_champion():
+    champion = {"student": "champion-adapter", "score": 0.9, "all_structured_right": 0.9, "schema_pass_rate": 1.0,
+                "examples": 10}
+    text = render_markdown(summarise(fielded(), rules=RULES, champion=champion))
+    assert "## Field by field" in text and "| icd10 | exact |" in text
+    assert "J02.9" in text and "J45.909" in text
+    assert "## Champion and challenger" in text and "champion-adapter" in text
+
+
+def test_a_record_of_the_bundled_task_reads_its_confidence_from_the_structured_fields():
+    task = load_task_spec(default_task_spec_path())
+    text = json.dumps(ANSWER, separators=(",", ":"))
+    unsure_at = text.index("pharyngitis")  # unsure only inside the free-text assessment
+    logprobs = [-3.0 if unsure_at <= i < unsure_at + 11 else -0.01 for i in range(len(text))]
+    student = Completion(text, token_logprobs=logprobs, token_offsets=list(range(len(text))))
+    teacher = Completion(json.dumps(ANSWER), ttft_ms=640)
+    built = build_record(held_out_trace(), student=student, teacher=teacher, task=task, graders=build_graders(task))
+    assert built.student_min_logprob == -3.0 and built.confidence == pytest.approx(-0.01)
+    assert built.student_structured_right is True and built.student_fields["icd10"] == 1.0

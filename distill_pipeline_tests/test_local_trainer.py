@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from distill_pipeline.core.artifacts import TrainingFigures
+
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
@@ -82,12 +84,15 @@ def test_the_manifest_records_what_trained_the_adapter(trained, tiny_base: Path)
     on_disk = json.loads((out / "manifest.json").read_text())
     assert on_disk == manifest
     for key in ("base_model", "base_model_sha256", "settings", "train_sha256", "validation_sha256", "loss_curve",
-                "validation_losses", "tokens_per_s", "wall_s", "peak_rss_mb", "device", "dtype", "versions",
+                "validation_losses", "tokens_per_s", "train_wall_s", "peak_memory_mb", "device", "dtype", "versions",
                 "adapter_sha256"):
         assert key in manifest, key
     assert manifest["train_sha256"] == file_sha256(train)
     assert manifest["validation_sha256"] == file_sha256(validation)
     assert manifest["base_model"] == str(tiny_base)
+    # the student's metadata, the model card and the demo read these through the one typed reader
+    figures = TrainingFigures.from_manifest(on_disk)
+    assert figures.train_wall_s > 0 and figures.peak_memory_mb > 0
     assert manifest["settings"] == preset("tiny").to_dict()
     assert manifest["train_examples"] == 40
     assert manifest["frozen_layer_cache"] is True and manifest["layers_trained"] == [2, 3]
@@ -179,3 +184,47 @@ def test_the_frozen_layer_cache_gives_the_loss_of_the_whole_model(tiny_base: Pat
     whole = loss(2)
     assert cached == pytest.approx(whole, rel=1e-5)
     assert head_at_answers_only == pytest.approx(whole, rel=1e-5)
+
+
+# --- constrained decoding and the structured-field loss weight ------------------------------------------------
+
+CODE_SCHEMA = {"type": "object", "additionalProperties": False, "required": ["code", "note"],
+               "properties": {"code": {"type": "string", "enum": ["cat", "dog"]}, "note": {"type": "string",
+                                                                                        "maxLength": 3}}}
+
+
+def test_constrained_decoding_only_writes_answers_of_the_schema(tiny_base: Path):
+    pytest.importorskip("xgrammar")
+    settings = preset("tiny").with_overrides(max_new_tokens=40)
+    free = LocalStudent(tiny_base, None, settings).complete([{"role": "user", "content": "say cat"}])
+    student = LocalStudent(tiny_base, None, settings, json_schema=CODE_SCHEMA)
+    completion = student.complete([{"role": "user", "content": "say cat"}])
+    answer = json.loads(completion.text)  # the random model writes valid JSON only because decoding is constrained
+    assert answer["code"] in ("cat", "dog") and set(answer) == {"code", "note"}
+    with pytest.raises(ValueError):  # unconstrained, the same random model writes no JSON at all
+        json.loads(free.text)
+    assert len(completion.token_offsets) == len(completion.token_logprobs) == completion.completion_tokens
+
+
+def test_token_offsets_say_where_each_token_starts_in_the_answer(tiny_base: Path):
+    completion = LocalStudent(tiny_base, None, preset("tiny").with_overrides(max_new_tokens=12)).complete(
+        [{"role": "user", "content": "say cat"}])
+    offsets = completion.token_offsets
+    assert offsets == sorted(offsets) and offsets[0] == 0 and offsets[-1] <= len(completion.text)
+
+
+def test_structured_values_weigh_more_in_the_loss_when_asked(tiny_base: Path):
+    from transformers import AutoTokenizer
+
+    from distill_pipeline.backends.local_trainer import encode_conversation
+    from distill_pipeline.core.fields import FieldRules
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    messages = [{"role": "user", "content": "say cat"},
+                {"role": "assistant", "content": '{"code":"cat","note":"a pet"}'}]
+    plain = encode_conversation(tokenizer, messages)
+    weighted = encode_conversation(tokenizer, messages, (FieldRules({"note": "token_f1"}), 4.0))
+    assert plain.loss_weight is None and weighted.input_ids == plain.input_ids
+    heavy = "".join(tokenizer.decode([t]) for t, w in zip(weighted.input_ids, weighted.loss_weight, strict=True)
+                    if w == 4.0)
+    assert "cat" in heavy and "pet" not in heavy  # the code weighs 4x, the free-text note 1x

@@ -41,7 +41,7 @@ DAYS = ["2026-10-01", "2026-10-02"]
 # evaluate a handful of examples: this test is about what the UI shows, not about the scores.
 LENIENT_GATE = {"ops": {"student_eval_report": {"config": {
     "tolerance": 1.0, "max_teacher_share": 1.0, "intent_floor": 0.0, "min_schema_pass_rate": 0.0,
-    "max_examples": 4, "base_examples": 2, "general_examples": 2}}}}
+    "max_examples": 4, "base_examples": 2, "general_examples": 2, "structured_ratio": 0.0}}}}
 LINEAGE = ["teacher_traces", "trace_evals", "pass_cases", "eval_holdout", "training_mix", "fine_tune_job",
            "student_model", "student_eval_report", "routing_policy"]
 ALL_ASSETS = LINEAGE + ["general_examples", "model_card"]

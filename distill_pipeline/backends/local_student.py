@@ -31,7 +31,8 @@ class LocalStudent:
     """A ChatModel served in-process by transformers: the base model, optionally with a merged LoRA adapter."""
 
     def __init__(self, base_model_dir: Path, adapter_dir: Path | None, settings: LoraSettings,
-                 name: str | None = None, log: Callable[[str], None] | None = None) -> None:
+                 name: str | None = None, log: Callable[[str], None] | None = None,
+                 json_schema: dict[str, Any] | None = None) -> None:
         import torch
 
         self.base_model_dir = Path(base_model_dir)
@@ -54,6 +55,9 @@ class LocalStudent:
         self.model = model
         self.eos_ids = _eos_ids(self.tokenizer, model)
         self.name = name or _default_name(self.base_model_dir, self.adapter_dir)
+        # Decoding constrained to the answer's JSON schema (task's code set included): every answer parses and
+        # every code is one of the set. Compiled once; xgrammar masks the tokens the grammar does not allow.
+        self.grammar = _compile_grammar(self.tokenizer, model, json_schema) if json_schema is not None else None
         self.load_s = time.perf_counter() - started
         torch.manual_seed(settings.seed)
 
@@ -87,6 +91,12 @@ class LocalStudent:
         input_ids = encoded["input_ids"].to(self.device)
         attention_mask = encoded["attention_mask"].to(self.device)
         recorder = _StepRecorder()
+        processors: list[Any] = []
+        if self.grammar is not None:
+            from xgrammar.contrib.hf import LogitsProcessor as GrammarProcessor
+
+            processors.append(GrammarProcessor(self.grammar))  # one per generate() call: it keeps per-row state
+        processors.append(recorder)  # after the grammar, so the recorded logprobs are the constrained ones
         config = GenerationConfig(
             max_new_tokens=self.settings.max_new_tokens, do_sample=False, num_beams=1,
             eos_token_id=sorted(self.eos_ids), pad_token_id=self.tokenizer.pad_token_id,
@@ -95,7 +105,7 @@ class LocalStudent:
         with torch.inference_mode():
             output = self.model.generate(
                 input_ids=input_ids, attention_mask=attention_mask, generation_config=config,
-                logits_processor=LogitsProcessorList([recorder]),
+                logits_processor=LogitsProcessorList(processors),
             )
         generated = output.sequences[:, input_ids.shape[1]:].tolist()
         logprobs = _chosen_logprobs(output.scores, output.sequences[:, input_ids.shape[1]:])
@@ -107,10 +117,12 @@ class LocalStudent:
                     count = position + 1
                     break
             answer = [t for t in tokens[:count] if t not in self.eos_ids]
+            text = self.tokenizer.decode(answer, skip_special_tokens=True)
             finished = recorder.times[min(count, len(recorder.times)) - 1] if recorder.times else time.perf_counter()
             completions.append(Completion(
-                text=self.tokenizer.decode(answer, skip_special_tokens=True),
+                text=text,
                 token_logprobs=[clamp_logprob(v) for v in logprobs[row][:count]],
+                token_offsets=_token_offsets(self.tokenizer, tokens[:count], self.eos_ids, len(text)),
                 prompt_tokens=int(attention_mask[row].sum()),
                 completion_tokens=count,
                 ttft_ms=round((recorder.times[0] - started) * 1000, 2) if recorder.times else 0.0,
@@ -118,6 +130,30 @@ class LocalStudent:
                 model=self.name,
             ))
         return completions
+
+
+def _compile_grammar(tokenizer: Any, model: Any, json_schema: dict[str, Any]) -> Any:
+    try:
+        import xgrammar
+    except ImportError as err:  # pragma: no cover - xgrammar is in the [local] extra
+        raise RuntimeError("constrained decoding needs xgrammar: pip install 'distill-pipeline[local]'") from err
+    vocab_size = int(model.get_output_embeddings().weight.shape[0])  # may exceed len(tokenizer): padding rows
+    info = xgrammar.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size)
+    # compact JSON (no spaces), in the schema's key order: the form the teacher's answers take
+    return xgrammar.GrammarCompiler(info).compile_json_schema(json_schema, any_whitespace=False,
+                                                             separators=(",", ":"))
+
+
+def _token_offsets(tokenizer: Any, tokens: list[int], eos_ids: set[int], text_length: int) -> list[int]:
+    """Where each generated token starts in the decoded answer (end-of-turn tokens start at its end)."""
+    offsets, answer = [], []
+    for token in tokens:
+        if token in eos_ids:
+            offsets.append(text_length)
+            continue
+        offsets.append(min(len(tokenizer.decode(answer, skip_special_tokens=True)), text_length))
+        answer.append(token)
+    return offsets
 
 
 class _StepRecorder:

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from distill_pipeline.core.artifacts import TrainingFigures
+from distill_pipeline.core.fields import FieldRules, value_spans
 from distill_pipeline.core.presets import TINY_MODEL, LoraSettings
 from distill_pipeline.core.traces import message_text
 
@@ -287,6 +289,8 @@ def render_chat(tokenizer: Any, messages: Sequence[dict[str, Any]], *, add_gener
 class Encoded:
     input_ids: list[int]
     loss_mask: list[bool]  # True where the token is an answer token the loss is taken on
+    # per token, its weight in the loss (None: all 1); tokens of structured answer values may count more
+    loss_weight: list[float] | None = None
 
 
 def read_chat_file(path: Path) -> list[list[dict[str, Any]]]:
@@ -329,15 +333,18 @@ def _trainable(message: dict[str, Any]) -> bool:
     return message["role"] == "assistant" and message.get("weight", 1) != 0 and bool(message_text(message))
 
 
-def encode_conversation(tokenizer: Any, messages: list[dict[str, Any]]) -> Encoded:
+def encode_conversation(tokenizer: Any, messages: list[dict[str, Any]],
+                        weighting: tuple[FieldRules, float] | None = None) -> Encoded:
     """Token ids with the loss on the assistant answers only (their text and end-of-turn token).
 
     Each prompt part is tokenized exactly as the student tokenizes a prompt at inference
     (rendered with the generation prompt), so training and serving see the same tokens.
+    `weighting` (field rules, weight): answer tokens inside a structured value weigh that much in the loss.
     """
     last = max(i for i, m in enumerate(messages) if _trainable(m))
     ids: list[int] = []
     mask: list[bool] = []
+    weights: list[float] = []
     done = ""
     eos = tokenizer.eos_token_id
     for i in range(last + 1):
@@ -349,7 +356,8 @@ def encode_conversation(tokenizer: Any, messages: list[dict[str, Any]]) -> Encod
             raise ValueError("the chat template does not render a conversation as a prefix of its continuation; "
                              "loss masking needs a prefix-stable template (ChatML, Llama 3, Mistral, Qwen are)")
         prompt_ids = _tokens(tokenizer, before[len(done):])
-        answer_ids = _tokens(tokenizer, through[len(before):])
+        answer_text = through[len(before):]
+        answer_ids = _tokens(tokenizer, answer_text)
         # Learn the answer up to and including its end-of-turn token; whatever the template adds after it
         # (a newline) is never generated, so it is not learnt.
         answer_mask = [True] * len(answer_ids)
@@ -358,19 +366,36 @@ def encode_conversation(tokenizer: Any, messages: list[dict[str, Any]]) -> Encod
             answer_mask = [j <= end for j in range(len(answer_ids))]
         ids += prompt_ids + answer_ids
         mask += [False] * len(prompt_ids) + answer_mask
+        if weighting is not None:
+            weights += [1.0] * len(prompt_ids) + _answer_weights(tokenizer, answer_text, message_text(messages[i]),
+                                                                 len(answer_ids), *weighting)
         done = through
-    return Encoded(ids, mask)
+    return Encoded(ids, mask, weights if weighting is not None else None)
+
+
+def _answer_weights(tokenizer: Any, answer_text: str, content: str, n_tokens: int, rules: FieldRules,
+                    weight: float) -> list[float]:
+    """Per answer token, `weight` where it overlaps a structured value of the JSON answer, else 1."""
+    spans = value_spans(content) if answer_text.startswith(content) else None
+    if not spans:
+        return [1.0] * n_tokens
+    structured = [(start, end) for path, start, end in spans if rules.structured(path)]
+    offsets = tokenizer(answer_text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    if len(offsets) != n_tokens:
+        return [1.0] * n_tokens
+    return [weight if any(a < e and s < b for s, e in structured) else 1.0 for a, b in offsets]
 
 
 def _tokens(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
 
 
-def encode_file(tokenizer: Any, path: Path, max_seq_len: int, limit: int | None = None) -> tuple[list[Encoded], int]:
+def encode_file(tokenizer: Any, path: Path, max_seq_len: int, limit: int | None = None,
+                weighting: tuple[FieldRules, float] | None = None) -> tuple[list[Encoded], int]:
     """Encoded examples that fit in max_seq_len, and how many were skipped for length."""
     encoded, skipped = [], 0
     for messages in read_chat_file(path)[:limit]:
-        example = encode_conversation(tokenizer, messages)
+        example = encode_conversation(tokenizer, messages, weighting)
         if len(example.input_ids) > max_seq_len or not any(example.loss_mask[1:]):
             skipped += 1
             continue
@@ -463,10 +488,12 @@ def train_lora(
     base_model_dir: Path,
     out_dir: Path,
     log: Log = print,
+    field_rules: FieldRules | None = None,
 ) -> dict[str, Any]:
     """Train a LoRA adapter on a chat fine-tuning file; write adapter/, manifest.json and loss_curve.png.
 
     out_dir belongs to the trainer: it is replaced as a whole, atomically, when training succeeds.
+    `field_rules` says which answer fields are structured, for settings.structured_loss_weight.
     Returns the manifest.
     """
     import torch
@@ -481,7 +508,9 @@ def train_lora(
 
     tokenizer, model = load_base(base_model_dir, dtype, device)
     load_s = time.perf_counter() - started
-    train_set, train_skipped = encode_file(tokenizer, train_file, settings.max_seq_len)
+    weighting = ((field_rules or FieldRules()), settings.structured_loss_weight) \
+        if settings.structured_loss_weight != 1.0 else None
+    train_set, train_skipped = encode_file(tokenizer, train_file, settings.max_seq_len, weighting=weighting)
     validation_set, validation_skipped = encode_file(tokenizer, validation_file, settings.max_seq_len,
                                                      settings.max_validation_examples)
     if settings.max_train_examples is not None and len(train_set) > settings.max_train_examples:
@@ -590,18 +619,21 @@ def train_lora(
         "frozen_layer_cache": pieces.caches_bottom,
         "steps": total_steps,
         "trained_tokens": trained_tokens,
-        # non-padding sequence tokens (prompt + answer) per second of optimizer steps; caching and validation
-        # are timed apart (cache_s, train_loop_s)
-        "tokens_per_s": round(trained_tokens / max(train_s, 1e-9), 1),
+        # tokens_per_s: non-padding sequence tokens (prompt + answer) per second of optimizer steps; caching and
+        # validation are timed apart (cache_s, train_loop_s)
         "loss_curve": _thin(curve, 1000),
         "validation_losses": validation_losses,
-        "final_train_loss": round(sum(p["loss"] for p in curve[-steps_per_epoch:]) / len(curve[-steps_per_epoch:]), 5),
-        "final_validation_loss": validation_losses[-1]["loss"],
+        **TrainingFigures(
+            train_wall_s=round(time.perf_counter() - started, 2),
+            peak_memory_mb=peak_rss_mb(),
+            tokens_per_s=round(trained_tokens / max(train_s, 1e-9), 1),
+            final_train_loss=round(sum(p["loss"] for p in curve[-steps_per_epoch:]) / len(curve[-steps_per_epoch:]),
+                                   5),
+            final_validation_loss=validation_losses[-1]["loss"],
+        ).to_dict(),
         "load_s": round(load_s, 2),
         "cache_s": round(cache_s, 2),
         "train_loop_s": round(loop_s, 2),
-        "wall_s": round(time.perf_counter() - started, 2),
-        "peak_rss_mb": peak_rss_mb(),
         "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device == "cuda" else None,
         "device": device,
         "dtype": _dtype_name(dtype),
@@ -672,15 +704,21 @@ def _batch_loss(pieces: _Pieces, inputs: list[Any], examples: list[Encoded], bat
     rows = [inputs[i] for i in batch]
     padded, attention = _pad(rows, 0, device)
     longest = padded.shape[1]
-    positions, targets = [], []
+    positions, targets, weights = [], [], []
     for row, i in enumerate(batch):
-        ids, mask = examples[i].input_ids, examples[i].loss_mask
+        ids, mask, weight = examples[i].input_ids, examples[i].loss_mask, examples[i].loss_weight
         for t in range(1, len(ids)):
             if mask[t]:  # predict token t from the state at t-1
                 positions.append(row * longest + t - 1)
                 targets.append(ids[t])
+                weights.append(weight[t] if weight is not None else 1.0)
     logits = pieces.logits_at(padded, attention, torch.tensor(positions, device=device)).float()
-    loss = torch.nn.functional.cross_entropy(logits, torch.tensor(targets, device=device))
+    target = torch.tensor(targets, device=device)
+    if all(w == 1.0 for w in weights):
+        loss = torch.nn.functional.cross_entropy(logits, target)
+    else:  # a weighted mean: structured-value tokens count `structured_loss_weight` times
+        w = torch.tensor(weights, device=device)
+        loss = (torch.nn.functional.cross_entropy(logits, target, reduction="none") * w).sum() / w.sum()
     return loss, int(attention.sum())
 
 

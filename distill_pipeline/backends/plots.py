@@ -97,6 +97,54 @@ def plot_routing_sweep(summary: Mapping[str, Any], path: str | Path) -> Path:
     return _save(figure, path)
 
 
+def plot_field_accuracy(summary: Mapping[str, Any], path: str | Path) -> Path:
+    """Horizontal bars per answer field: base, student and teacher score under the field's rule."""
+    fields: Mapping[str, Mapping[str, Any]] = summary.get("field_accuracy") or {}
+    names = list(fields)
+    figure = Figure(figsize=(7.5, max(3.0, 0.45 * len(names) + 1.2)))
+    axes = figure.add_subplot()
+    height = 0.27
+    series = (("base", "base", BASE_COLOUR), ("student", "student", STUDENT_COLOUR),
+              ("teacher (reference)", "teacher", TEACHER_COLOUR))
+    for offset, (label, key, colour) in zip((height, 0.0, -height), series, strict=True):
+        values = [float(fields[name].get(key) or 0.0) for name in names]
+        axes.barh([i + offset for i in range(len(names))], values, height, label=label, color=colour)
+    axes.set_yticks(range(len(names)), [f"{n} ({fields[n].get('rule', '')})" for n in names], fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlim(0, 1.05)
+    axes.set_xlabel("score (exact: share right; token_f1: mean F1)")
+    axes.set_title("Field by field")
+    axes.legend(loc="lower left", fontsize=8)
+    axes.grid(axis="x", alpha=0.3)
+    return _save(figure, path)
+
+
+def plot_deferral_curve(summary: Mapping[str, Any], path: str | Path) -> Path:
+    """Calls sent to the teacher vs the routed system's structured-field accuracy and all-right share."""
+    sweep = sorted(summary.get("sweep") or [], key=lambda row: row["teacher_share"])
+    shares = [100 * row["teacher_share"] for row in sweep]
+    figure = Figure(figsize=(7.0, 4.2))
+    axes = figure.add_subplot()
+    for key, label, style in (("blended_structured_accuracy", "structured-field accuracy", "o-"),
+                              ("blended_all_structured_right", "calls with every structured field right", "s--"),
+                              ("blended_score", "task score", "^:")):
+        points = [(x, row[key]) for x, row in zip(shares, sweep, strict=True) if row.get(key) is not None]
+        if points:
+            axes.plot([p[0] for p in points], [p[1] for p in points], style, label=label)
+    threshold = summary.get("recommended_threshold")
+    chosen = [row for row in sweep if threshold is not None and math.isclose(row["threshold"], threshold)]
+    if chosen and chosen[0].get("blended_structured_accuracy") is not None:
+        axes.plot([100 * chosen[0]["teacher_share"]], [chosen[0]["blended_structured_accuracy"]], marker="*",
+                  markersize=16, color="crimson", linestyle="none", label=f"recommended ({threshold:g})")
+    auroc = summary.get("routing_auroc")
+    axes.set_title("Deferral curve" + (f" (AUROC {auroc:.3f})" if auroc is not None else ""))
+    axes.set_xlabel("calls sent to the teacher (%)")
+    axes.set_ylabel("routed system")
+    axes.legend(loc="lower right", fontsize=8)
+    axes.grid(alpha=0.3)
+    return _save(figure, path)
+
+
 def plot_ttft_distributions(student_ttft_ms: Sequence[float], teacher_ttft_ms: Sequence[float],
                             path: str | Path) -> Path:
     """Overlaid histograms of student and teacher time to first token, medians marked."""
@@ -132,4 +180,7 @@ def write_report_plots(summary: Mapping[str, Any], student_ttft_ms: Sequence[flo
         "scores_by_intent": plot_scores_by_intent(summary, directory / "scores_by_intent.png"),
         "routing_sweep": plot_routing_sweep(summary, directory / "routing_sweep.png"),
         "ttft": plot_ttft_distributions(student_ttft_ms, teacher_ttft_ms, directory / "ttft.png"),
+        **({"field_accuracy": plot_field_accuracy(summary, directory / "field_accuracy.png"),
+            "deferral_curve": plot_deferral_curve(summary, directory / "deferral_curve.png")}
+           if summary.get("field_accuracy") else {}),
     }

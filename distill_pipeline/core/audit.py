@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from distill_pipeline.core.artifacts import TrainingFigures
 from distill_pipeline.core.corpus import CorpusSize
 
 HEADLINE = ("base_score", "student_score", "teacher_score", "routed_score", "recommended_threshold",
@@ -58,8 +59,7 @@ def build_model_card(*, student: Mapping[str, Any], job: Mapping[str, Any], mani
         "corpus": corpus_card(corpus),
         "code_version": code_version,
         "dagster_runs": dict(run_ids),
-        "training": {k: manifest.get(k) for k in ("train_wall_s", "tokens_per_s", "peak_memory_mb",
-                                                 "final_train_loss", "final_validation_loss") if k in manifest},
+        "training": TrainingFigures.from_manifest(manifest).to_dict() if manifest.get("kind") == "local_lora" else {},
     }
 
 

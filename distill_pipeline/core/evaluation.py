@@ -20,12 +20,17 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from distill_pipeline.core.chat import Completion
+from distill_pipeline.core.fields import FieldRules, all_structured_right, auroc, confidence, field_scores
+from distill_pipeline.core.fields import answer_score as fields_mean
 from distill_pipeline.core.graders import Grader, LlmJudgeGrader, Verdict, grade_trace, passes
-from distill_pipeline.core.metrics import parse_answer, task_score
+from distill_pipeline.core.metrics import flatten_fields, parse_answer, task_score
 from distill_pipeline.core.taskspec import Price, TaskSpec
 from distill_pipeline.core.traces import TraceRow, content_hash
 
-DEFAULT_THRESHOLDS: tuple[float, ...] = (-0.25, -0.5, -0.75, -1.0, -1.5, -2.0, -2.5, -3.0, -4.0, -5.0)
+# Confidence over the structured fields sits close to 0 for a trained student (LOCAL-STUDENT.md), so the sweep is
+# fine near 0.
+DEFAULT_THRESHOLDS: tuple[float, ...] = (-0.05, -0.1, -0.15, -0.25, -0.5, -0.75, -1.0, -1.5, -2.0, -2.5, -3.0, -4.0,
+                                         -5.0)
 
 # Scores and costs are compared with this slack so that 0.98 >= 1.0 - 0.02 holds in floating point.
 EPSILON = 1e-9
@@ -55,6 +60,27 @@ class ExampleRecord:
     teacher_completion_tokens: int = 0
     student_failed_graders: tuple[str, ...] = ()  # names of the graders the student's answer failed
     student_passes_graders: bool = True  # the task's pass rule, as applied to the teacher's traces
+    # The routing signal (fields.confidence: the least likely token of the structured values); None: the whole
+    # answer's minimum logprob stands in.
+    student_confidence: float | None = None
+    # Per answer field, the score under the task's field rules (empty for free-text tasks)
+    student_fields: dict[str, float] = field(default_factory=dict)
+    teacher_fields: dict[str, float] = field(default_factory=dict)
+    base_fields: dict[str, float] | None = None
+    # every structured (exact-scored) field right; None for free-text tasks
+    student_structured_right: bool | None = None
+    teacher_structured_right: bool | None = None
+    base_structured_right: bool | None = None
+    # mean score over the structured fields alone; None for free-text tasks
+    student_structured_accuracy: float | None = None
+    teacher_structured_accuracy: float | None = None
+    student_answer: str = ""
+    teacher_answer: str = ""
+
+    @property
+    def confidence(self) -> float:
+        """What the router compares with its threshold."""
+        return self.student_min_logprob if self.student_confidence is None else self.student_confidence
 
     @property
     def student_hallucinated(self) -> bool:
@@ -71,6 +97,9 @@ class SweepRow:
     blended_score: float
     blended_cost_per_call: float
     blended_ttft_p50_ms: float
+    # structured fields under routing (the teacher's where routed to it); None for free-text tasks
+    blended_structured_accuracy: float | None = None
+    blended_all_structured_right: float | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +108,7 @@ class GateConfig:
     max_teacher_share: float = 0.5  # beyond this the student saves too little to be worth serving
     intent_floor: float = 0.8  # no intent's routed score may fall below this
     min_schema_pass_rate: float = 0.95  # share of student answers that are valid JSON of the contract
+    champion_tolerance: float = 0.01  # a challenger may trail the student in force by this much on the task score
 
 
 @dataclass(frozen=True)
@@ -142,8 +172,21 @@ def reference_answer(trace: TraceRow) -> dict[str, Any] | str:
     return parse_answer(trace.answer_text) or trace.answer_text
 
 
+def answer_fields(task: TaskSpec, trace: TraceRow, text: str) -> dict[str, float]:
+    """Per answer field, its score under the task's field rules; empty when the reference is free text."""
+    reference = reference_answer(trace)
+    if not isinstance(reference, Mapping):
+        return {}
+    return field_scores(parse_answer(text), reference, task.field_rules)
+
+
 def answer_score(task: TaskSpec, trace: TraceRow, text: str, graders: Sequence[Grader] = ()) -> float:
     """The task metric of one answer to the trace's request; metric `judge` asks the llm_judge grader."""
+    if task.metric == "fields":
+        reference = reference_answer(trace)
+        if isinstance(reference, Mapping):
+            return fields_mean(field_scores(parse_answer(text), reference, task.field_rules))
+        return task_score("field_f1", text, reference)
     if task.metric == "judge":
         judge = next((g for g in graders if isinstance(g, LlmJudgeGrader)), None)
         if judge is None:
@@ -171,6 +214,11 @@ def build_record(
     The student's answer goes through the same graders that filtered the teacher's traces.
     """
     verdicts = grade_trace(graders, with_answer(trace, student.text))
+    rules = task.field_rules
+    student_fields = answer_fields(task, trace, student.text)
+    teacher_fields = answer_fields(task, trace, teacher.text)
+    base_fields = answer_fields(task, trace, base.text) if base is not None else None
+    structured = bool(student_fields)
     return ExampleRecord(
         example_id=trace.completion_id,
         intent=trace.intent,
@@ -194,7 +242,24 @@ def build_record(
         student_completion_tokens=student.completion_tokens,
         teacher_prompt_tokens=teacher.prompt_tokens,
         teacher_completion_tokens=teacher.completion_tokens,
+        student_confidence=confidence(student.text, student.token_logprobs, student.token_offsets, rules),
+        student_fields=student_fields,
+        teacher_fields=teacher_fields,
+        base_fields=base_fields,
+        student_structured_right=all_structured_right(student_fields, rules) if structured else None,
+        teacher_structured_right=all_structured_right(teacher_fields, rules) if structured else None,
+        base_structured_right=(all_structured_right(base_fields, rules) if structured and base_fields is not None
+                               else None),
+        student_structured_accuracy=structured_accuracy(student_fields, rules) if structured else None,
+        teacher_structured_accuracy=structured_accuracy(teacher_fields, rules) if structured else None,
+        student_answer=student.text,
+        teacher_answer=teacher.text,
     )
+
+
+def structured_accuracy(scores: Mapping[str, float], rules: FieldRules) -> float:
+    structured = [score for path, score in scores.items() if rules.structured(path)]
+    return mean(structured) if structured else 1.0
 
 
 def build_records(
@@ -218,23 +283,41 @@ def build_records(
 
 
 def routed_to_teacher(record: ExampleRecord, threshold: float, teacher_only_intents: Iterable[str] = ()) -> bool:
-    return record.intent in set(teacher_only_intents) or record.student_min_logprob < threshold
+    return record.intent in set(teacher_only_intents) or record.confidence < threshold
 
 
-def _routed_call(record: ExampleRecord, threshold: float, teacher_only: set[str]) -> tuple[bool, float, float, float]:
-    """(to teacher, score, cost, ttft) of one call under the router."""
+@dataclass(frozen=True)
+class _Call:
+    to_teacher: bool
+    score: float
+    cost: float
+    ttft_ms: float
+    structured_accuracy: float | None
+    structured_right: bool | None
+
+
+def _routed_call(record: ExampleRecord, threshold: float, teacher_only: set[str]) -> _Call:
+    """One call under the router: who answered, its score, cost, TTFT and structured fields."""
     if record.intent in teacher_only:
-        return True, record.teacher_score, record.teacher_cost, record.teacher_ttft_ms
-    if record.student_min_logprob < threshold:
+        return _Call(True, record.teacher_score, record.teacher_cost, record.teacher_ttft_ms,
+                     record.teacher_structured_accuracy, record.teacher_structured_right)
+    if record.confidence < threshold:
         ttft = record.student_latency_ms + record.teacher_ttft_ms
-        return True, record.teacher_score, record.student_cost + record.teacher_cost, ttft
-    return False, record.student_score, record.student_cost, record.student_ttft_ms
+        return _Call(True, record.teacher_score, record.student_cost + record.teacher_cost, ttft,
+                     record.teacher_structured_accuracy, record.teacher_structured_right)
+    return _Call(False, record.student_score, record.student_cost, record.student_ttft_ms,
+                 record.student_structured_accuracy, record.student_structured_right)
+
+
+def _mean_or_none(values: Iterable[float | bool | None]) -> float | None:
+    known = [float(v) for v in values if v is not None]
+    return mean(known) if known else None
 
 
 def routed_score(records: Sequence[ExampleRecord], threshold: float, teacher_only_intents: Iterable[str] = ()) -> float:
     """Mean task score of the routed system: the teacher's score where routed to it, else the student's."""
     teacher_only = set(teacher_only_intents)
-    return mean(_routed_call(r, threshold, teacher_only)[1] for r in records)
+    return mean(_routed_call(r, threshold, teacher_only).score for r in records)
 
 
 def routing_sweep(
@@ -249,21 +332,27 @@ def routing_sweep(
         calls = [_routed_call(r, threshold, teacher_only) for r in records]
         rows.append(SweepRow(
             threshold=float(threshold),
-            teacher_share=mean(c[0] for c in calls),
-            blended_score=mean(c[1] for c in calls),
-            blended_cost_per_call=mean(c[2] for c in calls),
-            blended_ttft_p50_ms=percentile([c[3] for c in calls], 50) if calls else 0.0,
+            teacher_share=mean(c.to_teacher for c in calls),
+            blended_score=mean(c.score for c in calls),
+            blended_cost_per_call=mean(c.cost for c in calls),
+            blended_ttft_p50_ms=percentile([c.ttft_ms for c in calls], 50) if calls else 0.0,
+            blended_structured_accuracy=_mean_or_none(c.structured_accuracy for c in calls),
+            blended_all_structured_right=_mean_or_none(c.structured_right for c in calls),
         ))
     return rows
 
 
-def recommend_threshold(sweep: Sequence[SweepRow], teacher_score: float, tolerance: float) -> float | None:
+def recommend_threshold(sweep: Sequence[SweepRow], teacher_score: float, tolerance: float,
+                        min_structured_accuracy: float | None = None) -> float | None:
     """The cheapest threshold whose blended score is within `tolerance` of the teacher; None if none is.
 
+    With `min_structured_accuracy`, the routed structured fields must also reach it (where the sweep has them).
     Ties in cost go to the lower teacher share; thresholds that route identically go to
     the highest (least negative) one, the safer choice on answers the sweep has not seen.
     """
-    qualifying = [row for row in sweep if row.blended_score >= teacher_score - tolerance - EPSILON]
+    qualifying = [row for row in sweep if row.blended_score >= teacher_score - tolerance - EPSILON
+                  and (min_structured_accuracy is None or row.blended_structured_accuracy is None
+                       or row.blended_structured_accuracy >= min_structured_accuracy - EPSILON)]
     if not qualifying:
         return None
     best = min(qualifying, key=lambda row: (round(row.blended_cost_per_call, 12), round(row.teacher_share, 12),
@@ -311,6 +400,72 @@ def _intent_table(
     return table
 
 
+def field_table(records: Sequence[ExampleRecord], rules: FieldRules) -> dict[str, dict[str, Any]]:
+    """Per answer field: its rule and the mean score of the student, the teacher and the base model."""
+    paths = sorted({path for r in records for path in r.student_fields})
+    table = {}
+    for path in paths:
+        base = [r.base_fields[path] for r in records if r.base_fields is not None and path in r.base_fields]
+        table[path] = {
+            "rule": rules.rule(path),
+            "student": mean(r.student_fields.get(path, 0.0) for r in records if r.student_fields),
+            "teacher": mean(r.teacher_fields.get(path, 0.0) for r in records if r.teacher_fields),
+            "base": mean(base) if base else None,
+        }
+    return table
+
+
+def _field_value(text: str, path: str) -> Any:
+    parsed = parse_answer(text)
+    if parsed is None:
+        return f"(not a JSON object) {text[:120]}"
+    value = flatten_fields(parsed).get(path, "(missing)")
+    return list(value) if isinstance(value, tuple) else value
+
+
+def worst_fields(records: Sequence[ExampleRecord], table: Mapping[str, Mapping[str, Any]], n: int = 5,
+                 examples: int = 3) -> list[dict[str, Any]]:
+    """The n fields the student gets wrong most, each with a few wrong answers beside the teacher's."""
+    ranked = sorted((path for path, row in table.items() if row["student"] < 1.0),
+                    key=lambda path: (table[path]["student"], path))[:n]
+    out = []
+    for path in ranked:
+        wrong = [r for r in records if r.student_fields.get(path, 0.0) < 1.0][:examples]
+        out.append({
+            "field": path,
+            "rule": table[path]["rule"],
+            "student": table[path]["student"],
+            "wrong": sum(r.student_fields.get(path, 0.0) < 1.0 for r in records if r.student_fields),
+            "examples": [{"example_id": r.example_id, "student": _field_value(r.student_answer, path),
+                          "teacher": _field_value(r.teacher_answer, path)} for r in wrong],
+        })
+    return out
+
+
+def routing_auroc(records: Sequence[ExampleRecord], signal: str = "confidence") -> float | None:
+    """AUROC of low confidence against "some structured field is wrong" (None without both kinds of answer).
+
+    `signal`: `confidence` (the router's, structured-field tokens) or `min_logprob` (the whole answer's).
+    """
+    judged = [r for r in records if r.student_structured_right is not None]
+    value = (lambda r: r.confidence) if signal == "confidence" else (lambda r: r.student_min_logprob)
+    return auroc([value(r) for r in judged if not r.student_structured_right],
+                 [value(r) for r in judged if r.student_structured_right])
+
+
+def champion_summary(records: Sequence[ExampleRecord], student: str, rules: FieldRules) -> dict[str, Any]:
+    """The student in force, scored on the same holdout: what a challenger must not fall below."""
+    return {
+        "student": student,
+        "score": mean(r.student_score for r in records),
+        "all_structured_right": _mean_or_none(r.student_structured_right for r in records),
+        "structured_accuracy": _mean_or_none(r.student_structured_accuracy for r in records),
+        "schema_pass_rate": mean(r.student_schema_pass for r in records),
+        "field_accuracy": {path: row["student"] for path, row in field_table(records, rules).items()},
+        "examples": len(records),
+    }
+
+
 def _latency(values: Sequence[float]) -> dict[str, float]:
     return {"p50": percentile(values, 50), "p95": percentile(values, 95)}
 
@@ -323,12 +478,17 @@ def summarise(
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     tolerance: float = 0.02,
     general_scores: Sequence[tuple[float, float]] = (),
+    rules: FieldRules | None = None,
+    structured_ratio: float = 0.99,
+    champion: Mapping[str, Any] | None = None,
     prices: Mapping[str, Any] | None = None,  # the price table the costs used (TaskSpec.price_table), reported
 ) -> dict[str, Any]:
     """Every figure of the evaluation as one JSON-able dict.
 
     `general_scores` holds (base score, student score) per general-purpose holdout example:
-    the forgetting check. The CONTRACTS.md headline keys sit at the top level.
+    the forgetting check. The recommended threshold must also keep the routed structured fields at
+    `structured_ratio` of the teacher's. `champion` is `champion_summary` of the student in force.
+    The CONTRACTS.md headline keys sit at the top level.
     """
     if not records:
         raise ValueError("no held-out examples were evaluated; the eval holdout is empty")
@@ -336,11 +496,15 @@ def summarise(
     student_score = mean(r.student_score for r in records)
     teacher_score = mean(r.teacher_score for r in records)
     base = [r.base_score for r in records if r.base_score is not None]
+    rules = rules or FieldRules()
     sweep = routing_sweep(records, thresholds, teacher_only)
-    threshold = recommend_threshold(sweep, teacher_score, tolerance)
+    teacher_structured = _mean_or_none(r.teacher_structured_accuracy for r in records)
+    threshold = recommend_threshold(sweep, teacher_score, tolerance,
+                                    structured_ratio * teacher_structured if teacher_structured is not None else None)
     chosen = sweep_row(sweep, threshold) if threshold is not None else None
     student_cost = mean(r.student_cost for r in records)
     teacher_cost = mean(r.teacher_cost for r in records)
+    fields = field_table(records, rules)
     failed_graders: dict[str, int] = {}
     for record in records:
         for name in record.student_failed_graders:
@@ -371,6 +535,28 @@ def summarise(
         "routed_cost_per_call": chosen.blended_cost_per_call if chosen else None,
         "routed_ttft_p50_ms": chosen.blended_ttft_p50_ms if chosen else None,
         "cost_ratio": student_cost / teacher_cost if teacher_cost else None,  # student / teacher
+        # field by field (CONTRACTS.md: field_accuracy, all_structured_right, routing_auroc, champion_score)
+        "field_rules": rules.to_dict(),
+        "field_accuracy": fields,
+        "worst_fields": worst_fields(records, fields),
+        "all_structured_right": _mean_or_none(r.student_structured_right for r in records),
+        "all_structured_right_by_model": {
+            "student": _mean_or_none(r.student_structured_right for r in records),
+            "teacher": _mean_or_none(r.teacher_structured_right for r in records),
+            "base": _mean_or_none(r.base_structured_right for r in records if r.base_score is not None),
+        },
+        "structured_accuracy": {
+            "student": _mean_or_none(r.student_structured_accuracy for r in records),
+            "teacher": teacher_structured,
+            "routed": chosen.blended_structured_accuracy if chosen else None,
+            "required_ratio": structured_ratio,
+        },
+        "routed_all_structured_right": chosen.blended_all_structured_right if chosen else None,
+        "routing_signal": "structured_fields",
+        "routing_auroc": routing_auroc(records, "confidence"),
+        "routing_auroc_whole_answer": routing_auroc(records, "min_logprob"),
+        "champion": dict(champion) if champion else None,
+        "champion_score": champion["score"] if champion else None,
         "intents": _intent_table(records, threshold, teacher_only, rare_intent_share),
         "student_schema_pass_rate": mean(r.student_schema_pass for r in records),
         "student_grounded_pass_rate": mean(r.student_grounded_pass for r in records),
@@ -433,6 +619,21 @@ def gate(report: Mapping[str, Any], config: GateConfig | None = None) -> GateRes
            config.min_schema_pass_rate,
            f"only {schema:.1%} of student answers are valid JSON of the output contract "
            f"(at least {config.min_schema_pass_rate:.0%} required)")
+    champion = report.get("champion_score")
+    if champion is not None:
+        challenger = float(report["student_score"])
+        limit = float(champion) - config.champion_tolerance
+        _check(checks, reasons, "champion", challenger >= limit - EPSILON, challenger, limit,
+               f"the new student scores {challenger:.3f}, below the student in force "
+               f"({report['champion']['student']}: {float(champion):.3f}) minus tolerance "
+               f"{config.champion_tolerance:.3f}; the champion keeps serving")
+    structured = report.get("structured_accuracy") or {}
+    if threshold is not None and structured.get("routed") is not None and structured.get("teacher") is not None:
+        floor_s = float(structured["teacher"]) * float(structured.get("required_ratio", 0.99))
+        routed_s = float(structured["routed"])
+        _check(checks, reasons, "routed_structured_accuracy", routed_s >= floor_s - EPSILON, routed_s, floor_s,
+               f"routed structured-field accuracy {routed_s:.3f} is below {floor_s:.3f} "
+               f"({float(structured.get('required_ratio', 0.99)):.0%} of the teacher's)")
     student = float(report["student_score"])
     checks["student_alone"] = {"passed": student >= floor - EPSILON, "value": student, "limit": floor,
                                "informational": True}

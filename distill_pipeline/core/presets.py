@@ -39,6 +39,9 @@ class LoraSettings:
     dtype: str = "auto"
     max_validation_examples: int | None = 32  # validation loss is computed on at most this many
     validations_per_epoch: int = 1  # validation loss at the start, then this many times per epoch
+    # Answer tokens inside structured values (codes, dates, intent: the task's `exact` fields) weigh this much in
+    # the training loss; 1 = plain cross-entropy. Validation loss stays unweighted.
+    structured_loss_weight: float = 1.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -52,6 +55,8 @@ class LoraSettings:
             problems.append(f"warmup_ratio must be in [0, 1) (got {self.warmup_ratio})")
         if not 0.0 <= self.dropout < 1.0:
             problems.append(f"dropout must be in [0, 1) (got {self.dropout})")
+        if self.structured_loss_weight <= 0:
+            problems.append(f"structured_loss_weight must be > 0 (got {self.structured_loss_weight})")
         if self.learning_rate <= 0:
             problems.append(f"learning_rate must be > 0 (got {self.learning_rate})")
         if self.dtype not in DTYPES:

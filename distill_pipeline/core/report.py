@@ -9,6 +9,21 @@ from typing import Any
 from distill_pipeline.core.evaluation import GateResult
 
 
+def readable(value: Any) -> Any:
+    """A figure at the precision a reader needs (the JSON report keeps full precision).
+
+    Scores and shares keep 3 decimals; milliseconds and other figures above 10, 1 decimal; small amounts
+    (a cost per call) 3 significant digits.
+    """
+    if isinstance(value, bool) or not isinstance(value, float) or not math.isfinite(value):
+        return value
+    if value == 0 or abs(value) >= 10:
+        return round(value, 1)
+    if abs(value) >= 0.01:
+        return round(value, 3)
+    return float(f"{value:.3g}")
+
+
 def _score(value: Any) -> str:
     return "n/a" if value is None else f"{float(value):.3f}"
 
@@ -68,7 +83,7 @@ def render_markdown(summary: Mapping[str, Any], gate_result: GateResult | Mappin
          _usd(summary.get("routed_cost_per_call"))],
     ])
     out += ["", f"Recommended threshold: **{'none' if threshold is None else f'{threshold:g}'}** "
-            f"(student minimum token logprob below it goes to the teacher)."]
+            f"(a student answer whose confidence is below it goes to the teacher)."]
     out += [f"Student hallucination rate: **{_pct(summary.get('student_hallucination_rate'))}** of student answers "
             "fail the graders that filtered the teacher's traces "
             f"(valid JSON {_pct(summary.get('student_schema_pass_rate'))}, grounded "
@@ -78,6 +93,7 @@ def render_markdown(summary: Mapping[str, Any], gate_result: GateResult | Mappin
         out += ["Student answers failing each grader: "
                 + ", ".join(f"{name} {count}" for name, count in failed.items()) + ".", ""]
 
+    out += _field_sections(summary)
     out += ["## By intent", ""]
     intents = summary.get("intents") or {}
     rows = []
@@ -140,6 +156,60 @@ def render_markdown(summary: Mapping[str, Any], gate_result: GateResult | Mappin
         if gate["reasons"]:
             out += ["Why it failed:", ""] + [f"- {reason}" for reason in gate["reasons"]] + [""]
     return "\n".join(out)
+
+
+def _field_sections(summary: Mapping[str, Any]) -> list[str]:
+    """Field by field: the per-field table, the calls with every structured field right, the worst fields."""
+    fields = summary.get("field_accuracy") or {}
+    if not fields:
+        return []
+    out = ["## Field by field", "",
+           "Each field is scored by its rule: `exact` for enums, codes, booleans, dates, times and names (a wrong "
+           "code is a billing error), `token_f1` for free text (a faithful paraphrase is not wrong). The teacher "
+           "is scored against its own answer, so its 1.000 is true by construction: it is the reference, not "
+           "evidence.", ""]
+    out += _table(["field", "rule", "base", "student", "teacher"],
+                  [[path, row["rule"], _score(row.get("base")), _score(row["student"]), _score(row["teacher"])]
+                   for path, row in fields.items()])
+    by_model = summary.get("all_structured_right_by_model") or {}
+    structured = summary.get("structured_accuracy") or {}
+    out += ["", f"Calls with every structured field right: student **{_pct(by_model.get('student'))}**, base "
+            f"{_pct(by_model.get('base'))}; routed {_pct(summary.get('routed_all_structured_right'))}. "
+            f"Structured-field accuracy: student {_score(structured.get('student'))}, routed "
+            f"{_score(structured.get('routed'))} (at least {_pct(structured.get('required_ratio'))} of the "
+            f"teacher's {_score(structured.get('teacher'))} is required of the recommended threshold).", ""]
+    auroc, whole = summary.get("routing_auroc"), summary.get("routing_auroc_whole_answer")
+    out += [f"Routing signal: the least likely token of the structured values. AUROC against \"some structured "
+            f"field wrong\": **{_score(auroc)}** (whole answer's minimum logprob: {_score(whole)}).", ""]
+    worst = summary.get("worst_fields") or []
+    if worst:
+        out += ["### The fields the student gets wrong most", ""]
+        rows = []
+        for item in worst:
+            for example in item["examples"]:
+                rows.append([item["field"], f"{item['wrong']} wrong ({_score(item['student'])})",
+                             example["example_id"], _cell(example["student"]), _cell(example["teacher"])])
+        out += _table(["field", "student", "example", "student said", "teacher said"], rows)
+        out.append("")
+    champion = summary.get("champion")
+    if champion:
+        out += ["## Champion and challenger", "",
+                f"The student in force (`{champion['student']}`) on the same {champion['examples']} held-out calls:",
+                ""]
+        out += _table(["", "task score", "all structured right", "valid JSON"], [
+            ["challenger (this student)", _score(summary.get("student_score")), _pct(by_model.get("student")),
+             _pct(summary.get("student_schema_pass_rate"))],
+            ["champion (in force)", _score(champion.get("score")), _pct(champion.get("all_structured_right")),
+             _pct(champion.get("schema_pass_rate"))],
+        ])
+        out.append("")
+    return out
+
+
+def _cell(value: Any) -> str:
+    text = "null" if value is None else str(value)
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _fmt(value: Any) -> str:

@@ -22,10 +22,11 @@ import yaml
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 
+from distill_pipeline.core.fields import FIELD_RULES, FieldRules, decoding_schema
 from distill_pipeline.core.redaction import RedactionRules, RedactionSpecError
 
 OUTPUT_TYPES = ("json", "text")
-METRICS = ("field_f1", "exact_match", "judge")
+METRICS = ("field_f1", "fields", "exact_match", "judge")
 PASS_RULES = ("all_required", "min_score")
 STUDENT_PRICE_KEY = "student"
 
@@ -113,6 +114,7 @@ class TaskSpec:
     min_teacher_pass_rate: float = 0.8
     min_domain_examples: int = 1_000  # the corpus_size check warns below this many domain examples in the mix
     redaction: dict[str, Any] | None = None  # the checked `redaction:` section as written; see redaction_rules
+    scoring: dict[str, str] = field(default_factory=dict)  # field path (prefix) -> exact | token_f1; see field_rules
     source: str = ""  # the file it was loaded from
 
     @property
@@ -133,9 +135,33 @@ class TaskSpec:
         return tuple(g for g in self.graders if g.enabled)
 
     @property
+    def field_rules(self) -> FieldRules:
+        """How each answer field is scored (the `scoring:` section; fields it does not name are exact)."""
+        return FieldRules(self.scoring)
+
+    @property
+    def decoding_schema(self) -> dict[str, Any] | None:
+        """The answer schema with every code_set grader's codes as the field's enum; None for free-text tasks."""
+        if self.output.schema is None:
+            return None
+        code_sets = {g.params["field"]: list(g.params["codes"]) for g in self.enabled_graders if g.type == "code_set"}
+        return decoding_schema(self.output.schema, code_sets)
+
+    @property
     def redaction_rules(self) -> RedactionRules:
         """What to redact before training data leaves the machine (disabled when the spec has no section)."""
         return RedactionRules.from_spec(self.redaction)
+
+
+def _schema_paths(schema: Mapping[str, Any], prefix: str = "") -> set[str]:
+    """Every dotted path of an object schema's properties, nested objects included."""
+    paths: set[str] = set()
+    for key, sub in (schema.get("properties") or {}).items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        paths.add(path)
+        if isinstance(sub, Mapping):
+            paths |= _schema_paths(sub, path)
+    return paths
 
 
 def default_task_spec_path() -> Path:
@@ -335,6 +361,7 @@ _TOP_LEVEL = {
     "metric": True, "teacher_model": True, "teacher_only_intents": False, "rare_intent_share": False,
     "prices": True, "quarantine_max_share": False, "min_teacher_pass_rate": False, "redaction": False,
     "min_domain_examples": False,
+    "scoring": False,
 }
 
 
@@ -342,7 +369,7 @@ _KEY_HINTS = {
     "type": "type: one of " + ", ".join(GRADER_PARAMS),
     "output": "output: {type: json, schema: {...}} (or type: text)",
     "graders": "graders: [{name: schema, type: json_schema}]",
-    "metric": "metric: field_f1 (or exact_match, judge)",
+    "metric": "metric: fields (or field_f1, exact_match, judge)",
     "prices": "prices: {<teacher model>: {input: 2.5, output: 10}, student: {input: 0.02, output: 0.04}}",
 }
 _PRICE_HINTS = {"input": "input: <USD per 1M prompt tokens>", "output": "output: <USD per 1M completion tokens>",
@@ -452,8 +479,22 @@ class _SpecReader:
             min_teacher_pass_rate=self._number(data.get("min_teacher_pass_rate", 0.8), "min_teacher_pass_rate", 0, 1),
             min_domain_examples=self._count(data.get("min_domain_examples", 1_000), "min_domain_examples"),
             redaction=redaction,
+            scoring=self._scoring(data.get("scoring", {}), output),
             source=self.doc.source,
         )
+
+    def _scoring(self, value: Any, output: OutputSpec) -> dict[str, str]:
+        """The `scoring:` section: a rule per answer field (dotted path), each field of the output schema."""
+        rules = self._string_map(value, "scoring", "scoring: {soap: token_f1}")
+        known = _schema_paths(output.schema) if output.schema else None
+        for path, rule in rules.items():
+            if rule not in FIELD_RULES:
+                raise self.doc.error(f"scoring.{path}", f"rule {rule!r} is not one of {', '.join(FIELD_RULES)}"
+                                     f"{_did_you_mean(rule, list(FIELD_RULES))}")
+            if known is not None and path not in known:
+                raise self.doc.error(f"scoring.{path}", f"is not a field of output.schema"
+                                     f"{_did_you_mean(path, sorted(known))}")
+        return rules
 
     def _redaction(self, value: Any) -> dict[str, Any] | None:
         """The `redaction:` section, checked by the rules it becomes and kept as written."""

@@ -8,11 +8,18 @@ import dagster as dg
 
 from distill_pipeline.backends.storage import atomic_write_bytes, atomic_write_json
 from distill_pipeline.core.chat import Completion
-from distill_pipeline.core.evaluation import GateConfig, build_record, gate, summarise
+from distill_pipeline.core.evaluation import (
+    GateConfig,
+    build_record,
+    build_records,
+    champion_summary,
+    gate,
+    summarise,
+)
 from distill_pipeline.core.general import check_answer
 from distill_pipeline.core.graders import build_graders
 from distill_pipeline.core.presets import preset
-from distill_pipeline.core.report import render_markdown
+from distill_pipeline.core.report import readable, render_markdown
 from distill_pipeline.defs.mix import read_chat_lines, read_general
 from distill_pipeline.defs.resources import OpenAIResource, PipelineSettings
 from distill_pipeline.defs.train import png_markdown, read_student
@@ -22,7 +29,7 @@ from distill_pipeline.defs.train import png_markdown, read_student
 EVAL_SIZES = {"tiny": (8, 4, 4), "cpu": (60, 8, 12), "gpu": (None, 100, 100)}
 HEADLINE_KEYS = ("base_score", "student_score", "teacher_score", "routed_score", "recommended_threshold",
                  "teacher_share", "student_ttft_p50_ms", "teacher_ttft_p50_ms", "student_cost_per_call",
-                 "teacher_cost_per_call")
+                 "teacher_cost_per_call", "all_structured_right", "routing_auroc", "champion_score")
 
 
 class EvalConfig(dg.Config):
@@ -33,18 +40,25 @@ class EvalConfig(dg.Config):
     max_teacher_share: float = 0.5
     intent_floor: float = 0.8
     min_schema_pass_rate: float = 0.95
+    champion_tolerance: float = 0.01  # a challenger may trail the student in force by this much
+    structured_ratio: float = 0.99  # routed structured-field accuracy must reach this share of the teacher's
+    # decode the local student constrained by the task's JSON schema and code set (the Router does the same)
+    constrained_decoding: bool = True
 
 
 def gate_config(config: EvalConfig) -> GateConfig:
     return GateConfig(tolerance=config.tolerance, max_teacher_share=config.max_teacher_share,
-                      intent_floor=config.intent_floor, min_schema_pass_rate=config.min_schema_pass_rate)
+                      intent_floor=config.intent_floor, min_schema_pass_rate=config.min_schema_pass_rate,
+                      champion_tolerance=config.champion_tolerance)
 
 
 class _Models:
     """The student and the untrained base model, behind the chat-model port."""
 
-    def __init__(self, student: dict, pipeline: PipelineSettings, openai: OpenAIResource, log=None):
+    def __init__(self, student: dict, pipeline: PipelineSettings, openai: OpenAIResource, log=None,
+                 json_schema: dict | None = None):
         self.info, self.pipeline, self.openai, self.log = student, pipeline, openai, log
+        self.json_schema = json_schema
 
     def student(self):
         if self.info["trainer"] == "openai":
@@ -58,11 +72,27 @@ class _Models:
             return None  # the OpenAI base model is not scored offline
         return self._local(None)
 
+    def champion(self, policy_path: Path):
+        """The promoted student in force, when it is another local adapter that still exists; else None."""
+        from distill_pipeline.routing import PolicyError, read_policy
+
+        if not policy_path.exists():
+            return None
+        try:
+            policy = read_policy(policy_path)
+        except PolicyError:
+            return None
+        if (not policy.promoted or policy.student == self.info["student"] or policy.student_endpoint
+                or not (Path(policy.student) / "adapter_config.json").is_file()):
+            return None
+        return policy.student, self._local(Path(policy.student))
+
     def _local(self, adapter: Path | None):
         from distill_pipeline.backends.local_student import LocalStudent
 
         settings = preset(self.info.get("preset", self.pipeline.preset))
-        return LocalStudent(Path(self.info["base_model_dir"]), adapter, settings, log=self.log)  # batch progress
+        return LocalStudent(Path(self.info["base_model_dir"]), adapter, settings, log=self.log,  # batch progress
+                            json_schema=self.json_schema)
 
 
 def answer_all(model, requests: list[list[dict]], log, label: str) -> list[Completion]:
@@ -94,7 +124,8 @@ def student_eval_report(context: dg.AssetExecutionContext, config: EvalConfig, p
                             config.general_examples or sizes[2])
     holdout = read_chat_lines(layout.asset_dir("eval_holdout") / "domain.jsonl")[:n]
     general = read_general(layout.asset_dir("eval_holdout") / "general.jsonl")[:n_general]
-    models = _Models(read_student(pipeline), pipeline, openai, log=context.log.info)
+    decoding = task.decoding_schema if config.constrained_decoding else None
+    models = _Models(read_student(pipeline), pipeline, openai, log=context.log.info, json_schema=decoding)
     requests = [t.request_messages for t in holdout]
 
     student = models.student()
@@ -113,12 +144,21 @@ def student_eval_report(context: dg.AssetExecutionContext, config: EvalConfig, p
     records = [build_record(t, student=s, teacher=r, task=task, graders=graders,
                             base=base_answers[i] if i < len(base_answers) else None)
                for i, (t, s, r) in enumerate(zip(holdout, student_answers, teacher_answers, strict=True))]
+    champion = None
+    in_force = models.champion(layout.asset_dir("routing_policy") / "current.json")
+    if in_force is not None:  # the student serving now, on the same held-out calls: the one to beat
+        name, model = in_force
+        champion_answers = answer_all(model, requests, context.log.info, "champion")
+        del model
+        champion = champion_summary(build_records(holdout, student=champion_answers, teacher=teacher_answers,
+                                                  task=task, graders=graders), name, task.field_rules)
     general_scores = [(float(check_answer(g.check, b.text)) if general_base else 0.0,
                        float(check_answer(g.check, s.text)))
                       for g, s, b in zip(general, general_student, general_base or general_student, strict=True)]
     summary = summarise(records, teacher_only_intents=task.teacher_only_intents, prices=task.price_table(),
                         rare_intent_share=task.rare_intent_share, tolerance=config.tolerance,
-                        general_scores=general_scores if general_base else ())
+                        general_scores=general_scores if general_base else (), rules=task.field_rules,
+                        structured_ratio=config.structured_ratio, champion=champion)
     verdict = gate(summary, gate_config(config))
     out = layout.asset_dir("student_eval_report")
     markdown = render_markdown(summary, verdict)
@@ -126,19 +166,25 @@ def student_eval_report(context: dg.AssetExecutionContext, config: EvalConfig, p
     plots = write_report_plots(summary, [r.student_ttft_ms for r in records], [r.teacher_ttft_ms for r in records],
                                out)
     report = {**summary, "gate": verdict.to_dict(), "gate_config": gate_config(config).__dict__,
-              "student": models.info, "run_id": context.run.run_id,
+              "student": models.info, "run_id": context.run.run_id, "decoding_schema": decoding,
               "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
               "records": [r.__dict__ for r in records], "plots": {k: str(v) for k, v in plots.items()}}
     written = atomic_write_json(out / "report.json", report)
     context.log.info(f"student {summary['student_score']:.3f} vs teacher {summary['teacher_score']:.3f}; "
                      f"gate {'passed' if verdict.passed else 'failed'}")
-    metadata = {key: (summary[key] if summary[key] is not None else "none") for key in HEADLINE_KEYS}
+    metadata = {key: (readable(summary[key]) if summary[key] is not None else "none") for key in HEADLINE_KEYS}
     metadata.update({
+        "field_accuracy": dg.MetadataValue.json({path: {"student": readable(row["student"]),
+                                                        "teacher": readable(row["teacher"]),
+                                                        "base": readable(row["base"]), "rule": row["rule"]}
+                                                 for path, row in summary["field_accuracy"].items()}),
+        "routing_auroc_whole_answer": readable(summary["routing_auroc_whole_answer"]) or "none",
+        "constrained_decoding": decoding is not None,
         "dagster/row_count": len(records),
         "report": dg.MetadataValue.md(markdown),
         "gate_passed": verdict.passed,
         "gate_reasons": dg.MetadataValue.json(verdict.reasons),
-        "student_hallucination_rate": summary["student_hallucination_rate"],
+        "student_hallucination_rate": readable(summary["student_hallucination_rate"]),
         "report_path": written.path,
         "report_sha256": written.sha256,
         **{f"plot/{name}": png_markdown(Path(path), name) for name, path in plots.items()},
@@ -179,7 +225,10 @@ def routing_policy(context: dg.AssetExecutionContext, pipeline: PipelineSettings
     check = dg.AssetCheckResult(
         check_name="promotion_gate", passed=verdict.passed,
         metadata={"reasons": dg.MetadataValue.json(verdict.reasons), "checks": dg.MetadataValue.json(verdict.checks),
-                  "student_score": report["student_score"], "routed_score": report["routed_score"] or "none"},
+                  "student_score": readable(report["student_score"]),
+                  "routed_score": readable(report["routed_score"]) if report["routed_score"] is not None else "none",
+                  "champion_score": (readable(report["champion_score"]) if report.get("champion_score") is not None
+                                     else "none")},
         description="; ".join(verdict.reasons) or "the routed student meets every promotion rule")
     if not verdict.passed:
         context.log.warning("gate failed; the previous policy stays in force: " + "; ".join(verdict.reasons))
@@ -195,11 +244,17 @@ def routing_policy(context: dg.AssetExecutionContext, pipeline: PipelineSettings
         "report": str(pipeline.layout.asset_dir("student_eval_report") / "report.json"),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "promoted": True,
+        # the router reads its confidence and decodes exactly as the evaluation did
+        "signal": report.get("routing_signal", "structured_fields"),
+        "field_rules": report.get("field_rules", {}),
+        "decoding_schema": report.get("decoding_schema"),
+        "preset": report["student"].get("preset"),
+        "base_model_dir": report["student"].get("base_model_dir"),
     }
     history = write_policy(path, policy)
     return dg.MaterializeResult(metadata={
         "promoted": True, "student": student, "threshold": report["recommended_threshold"],
-        "teacher_share": report["teacher_share"], "routed_score": report["routed_score"],
+        "teacher_share": readable(report["teacher_share"]), "routed_score": readable(report["routed_score"]),
         "path": str(path), "history_path": str(history), "policy": dg.MetadataValue.json(policy)},
         check_results=[check])
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from distill_pipeline.backends.storage import atomic_write_json, sha256_file
+from distill_pipeline.core.artifacts import TrainingFigures
 from distill_pipeline.core.presets import preset
 from distill_pipeline.defs.resources import OpenAIResource, PipelineSettings
 
@@ -120,7 +121,7 @@ def _train_local(context: dg.AssetExecutionContext, pipeline: PipelineSettings, 
         manifest = json.loads(manifest_path.read_text())
     else:
         manifest = train_lora(Path(job["train_path"]), Path(job["validation_path"]), settings, base_dir, out_dir,
-                              log=context.log.info)
+                              log=context.log.info, field_rules=pipeline.load_task().field_rules)
     student = {"trainer": "local", "student": str(out_dir / "adapter"), "base_model_dir": str(base_dir),
                "job_id": job["job_id"], "key": job["key"], "preset": job["preset"]}
     atomic_write_json(layout.asset_dir("student_model") / "student.json", student)
@@ -133,9 +134,7 @@ def _train_local(context: dg.AssetExecutionContext, pipeline: PipelineSettings, 
         "manifest_path": str(manifest_path),
         "manifest": dg.MetadataValue.json({k: v for k, v in manifest.items() if k not in ("loss_curve",)}),
     }
-    for key in ("train_wall_s", "tokens_per_s", "peak_memory_mb", "final_train_loss", "final_validation_loss"):
-        if key in manifest:
-            metadata[key] = manifest[key]
+    metadata.update(TrainingFigures.from_manifest(manifest).to_dict())
     curve = out_dir / "loss_curve.png"
     if curve.exists():
         metadata["loss_curve"] = png_markdown(curve, "loss curve")
