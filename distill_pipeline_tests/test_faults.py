@@ -221,7 +221,7 @@ def test_the_student_and_the_judge_under_faults_give_the_same_answers_and_verdic
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The whole pipeline, twice (slow)
+# The whole pipeline, clean and under faults (in the default suite; more fault seeds in `make test-slow`)
 
 
 def outputs(root: Path) -> dict[str, Any]:
