@@ -202,6 +202,17 @@ def test_the_model_card_records_the_corpus_size_and_the_corpus_size_checks_verdi
     assert corpus["check"]["description"] == check.description
 
 
+def test_the_model_card_records_the_corpus_size_and_the_corpus_size_checks_verdict(pipeline_run):
+    root, result = pipeline_run[:2]
+    corpus = the_card(root)["corpus"]
+    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "corpus_size"]
+    (mix,) = [e.materialization.metadata for e in result.get_asset_materialization_events()
+              if e.asset_key == dg.AssetKey("training_mix")]
+    assert corpus["domain_examples"] == mix["domain_examples"].value < 1_000
+    assert corpus["check"]["passed"] is check.passed is False  # a WARN: the run still succeeded
+    assert corpus["check"]["description"] == check.description
+
+
 # The gate through the assets, after the tests above (they read the promoted run): the tiny model cannot beat the
 # teacher, so the open gate promoted it and the default gate refuses it.
 SMALL = {"max_examples": 6, "base_examples": 2, "general_examples": 2}
