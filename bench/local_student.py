@@ -180,7 +180,8 @@ def main() -> None:
     parser.add_argument("--adapter", type=Path, default=None,
                         help="evaluate this trained adapter/ (same split and settings) instead of training one")
     parser.add_argument("--constrained", action="store_true",
-                        help="decode constrained by the task's JSON schema and code set (xgrammar)")
+                        help="decode constrained by the task's decoding rules: its JSON schema, the codes each request "
+                        "indicates, the dates and times it says (xgrammar)")
     args = parser.parse_args()
 
     from distill_pipeline.backends.local_student import LocalStudent
@@ -219,7 +220,7 @@ def main() -> None:
     if args.constrained:
         from distill_pipeline.core.taskspec import default_task_spec_path, load_task_spec
 
-        schema = load_task_spec(default_task_spec_path()).decoding_schema
+        schema = load_task_spec(default_task_spec_path()).decoding_rules.for_messages
 
     results: dict[str, Any] = {}
     students = [("student", adapter_dir)] + ([("base", None)] if args.with_base else [])
@@ -235,6 +236,8 @@ def main() -> None:
             for completion, trace in zip(completions, evaluation, strict=True):
                 handle.write(json.dumps({"id": trace["id"], "text": completion.text, "reference": trace["reference"],
                                          "min_logprob": completion.min_logprob, "ttft_ms": completion.ttft_ms,
+                                         "token_logprobs": completion.token_logprobs,
+                                         "token_offsets": completion.token_offsets,
                                          "latency_ms": completion.latency_ms}, ensure_ascii=False) + "\n")
         wrong = [(c, t) for c, t in zip(completions, evaluation, strict=True)
                  if parse_answer(c.text) is None or field_accuracy(parse_answer(c.text), t["reference"]) < 1.0]
@@ -253,7 +256,7 @@ def main() -> None:
         "base_model_load_s": manifest["load_s"],
         "frozen_layer_cache_s": manifest["cache_s"],
         "train_loop_s": manifest["train_loop_s"],
-        "train_wall_s": manifest["train_wall_s"],
+        "train_wall_s": manifest.get("train_wall_s", manifest.get("wall_s")),
         "tokens_per_s": manifest["tokens_per_s"],
         "final_train_loss": manifest["final_train_loss"],
         "validation_loss_first_last": [manifest["validation_losses"][0]["loss"], manifest["final_validation_loss"]],

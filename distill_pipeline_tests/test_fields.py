@@ -10,7 +10,6 @@ from distill_pipeline.core.fields import (
     answer_score,
     auroc,
     confidence,
-    decoding_schema,
     field_scores,
     span_confidence,
     value_spans,
@@ -127,16 +126,6 @@ def test_auroc_counts_how_often_a_wrong_answer_is_less_confident():
     assert auroc([-0.1], [-3.0]) == 0.0
     assert auroc([-1.0], [-1.0]) == 0.5
     assert auroc([], [-1.0]) is None
-
-
-def test_the_decoding_schema_narrows_the_code_field_to_the_code_set():
-    task = load_task_spec(default_task_spec_path())
-    schema = task.decoding_schema
-    assert schema["properties"]["icd10"]["items"]["enum"] == sorted(
-        ["J02.9", "J06.9", "I10", "E11.9", "M54.50", "J45.909", "N39.0", "K21.9", "F41.1", "R51.9"])
-    assert "enum" not in task.output.schema["properties"]["icd10"]["items"]  # the spec's own schema is untouched
-    with pytest.raises(ValueError, match="not a property"):
-        decoding_schema(task.output.schema, {"codes": ["X"]})
 
 
 def test_the_bundled_task_scores_soap_by_token_f1_and_everything_else_exactly():

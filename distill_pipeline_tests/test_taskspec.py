@@ -32,7 +32,7 @@ def test_the_bundled_spec_loads_with_its_graders_prices_and_filter():
     assert spec.filter.metadata == {"agent": "healthcare-postcall", "layer": "teacher"}
     assert [g.type for g in spec.graders] == ["json_schema", "code_set", "grounded", "string_check", "llm_judge"]
     assert [g.type for g in spec.enabled_graders] == ["json_schema", "code_set", "grounded", "string_check"]
-    assert spec.metric == "field_f1"
+    assert spec.metric == "fields" and spec.field_rules.rule("soap.plan") == "token_f1"
     assert spec.teacher_price == Price(2.50, 10.00, cached_input=1.25)
     assert spec.student_price == Price(0.02, 0.04)
     assert spec.pass_rule == PassRule("all_required")
@@ -93,7 +93,7 @@ def test_a_share_outside_zero_to_one_is_rejected(tmp_path):
 def test_a_missing_top_level_key_says_what_to_add(tmp_path):
     err = load_error(tmp_path, MINIMAL.replace("metric: field_f1\n", ""))
     assert err.field == "metric"
-    assert "metric is missing; add a top-level 'metric: field_f1 (or exact_match, judge)'" in str(err)
+    assert "metric is missing; add a top-level 'metric: fields (or field_f1, exact_match, judge)'" in str(err)
 
 
 def test_a_grader_without_a_type_is_reported_at_the_grader(tmp_path):
@@ -190,4 +190,4 @@ def test_a_json_schema_may_be_given_as_a_json_string():
 
 def test_a_metric_outside_the_known_ones_lists_the_choices(tmp_path):
     err = load_error(tmp_path, MINIMAL.replace("metric: field_f1", "metric: bleu"))
-    assert "line 11: metric 'bleu' is not one of field_f1, exact_match, judge" in str(err)
+    assert "line 11: metric 'bleu' is not one of field_f1, fields, exact_match, judge" in str(err)

@@ -153,25 +153,6 @@ def span_confidence(token_logprobs: Sequence[float], token_offsets: Sequence[int
     return lowest if lowest != math.inf else None
 
 
-def decoding_schema(schema: Mapping[str, Any], code_sets: Mapping[str, Sequence[str]]) -> dict[str, Any]:
-    """The answer's JSON schema with each code field narrowed to its code set: what constrained decoding allows.
-
-    `code_sets` maps a dotted field path (`icd10`) to its allowed codes; a list field gets them as its items' enum.
-    """
-    out = json.loads(json.dumps(schema))  # a deep copy that is plain JSON
-    for path, codes in code_sets.items():
-        node: Any = out
-        for key in path.split("."):
-            node = (node.get("properties") or {}).get(key) if isinstance(node, dict) else None
-        if not isinstance(node, dict):
-            raise ValueError(f"code field {path!r} is not a property of the answer's schema")
-        target = node["items"] if node.get("type") == "array" and isinstance(node.get("items"), dict) else node
-        target["enum"] = sorted(codes)
-        if node is not target:
-            node["uniqueItems"] = True
-    return out
-
-
 CONFIDENCE_SIGNALS = ("structured_fields", "whole_answer")
 
 

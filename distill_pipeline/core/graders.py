@@ -407,6 +407,12 @@ class CodeSetGrader(Grader):
         return self._pass(f"every {self.field} code is allowed" + (" and indicated" if self.require_indicated else ""))
 
 
+def words_indicate(words: Sequence[str], text: str) -> bool:
+    """Some indicating word starts a word of the text, case-insensitively (the code_set grader's test)."""
+    folded = unicodedata.normalize("NFC", text).casefold()
+    return any(_keyword_in(word, folded) for word in words)
+
+
 def _keyword_in(word: str, folded_text: str) -> bool:
     """A word starts a word of the text (so 'headache' finds 'headaches', 'cold' misses 'scolded')."""
     pattern, needle = _keyword_pattern(word)

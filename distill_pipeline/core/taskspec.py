@@ -16,14 +16,17 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 
-from distill_pipeline.core.fields import FIELD_RULES, FieldRules, decoding_schema
+from distill_pipeline.core.fields import FIELD_RULES, FieldRules
 from distill_pipeline.core.redaction import RedactionRules, RedactionSpecError
+
+if TYPE_CHECKING:
+    from distill_pipeline.core.decoding import DecodingRules
 
 OUTPUT_TYPES = ("json", "text")
 METRICS = ("field_f1", "fields", "exact_match", "judge")
@@ -140,12 +143,21 @@ class TaskSpec:
         return FieldRules(self.scoring)
 
     @property
-    def decoding_schema(self) -> dict[str, Any] | None:
-        """The answer schema with every code_set grader's codes as the field's enum; None for free-text tasks."""
+    def decoding_rules(self) -> DecodingRules | None:
+        """What the student may write (core/decoding.py), from the output schema and the code_set and grounded
+        graders; None for free-text tasks."""
+        from distill_pipeline.core.decoding import DecodingRules  # graders import this module
+
         if self.output.schema is None:
             return None
-        code_sets = {g.params["field"]: list(g.params["codes"]) for g in self.enabled_graders if g.type == "code_set"}
-        return decoding_schema(self.output.schema, code_sets)
+        code_sets, indicated, grounded = {}, {}, {}
+        for g in self.enabled_graders:
+            if g.type == "code_set":
+                code_sets[g.params["field"]] = {str(c): list(w or []) for c, w in g.params["codes"].items()}
+                indicated[g.params["field"]] = bool(g.params.get("require_indicated", True))
+            elif g.type == "grounded":
+                grounded.update({str(k): str(v) for k, v in g.params["fields"].items()})
+        return DecodingRules(dict(self.output.schema), code_sets, indicated, grounded)
 
     @property
     def redaction_rules(self) -> RedactionRules:

@@ -56,7 +56,7 @@ class _Models:
     """The student and the untrained base model, behind the chat-model port."""
 
     def __init__(self, student: dict, pipeline: PipelineSettings, openai: OpenAIResource, log=None,
-                 json_schema: dict | None = None):
+                 json_schema=None):
         self.info, self.pipeline, self.openai, self.log = student, pipeline, openai, log
         self.json_schema = json_schema
 
@@ -124,8 +124,9 @@ def student_eval_report(context: dg.AssetExecutionContext, config: EvalConfig, p
                             config.general_examples or sizes[2])
     holdout = read_chat_lines(layout.asset_dir("eval_holdout") / "domain.jsonl")[:n]
     general = read_general(layout.asset_dir("eval_holdout") / "general.jsonl")[:n_general]
-    decoding = task.decoding_schema if config.constrained_decoding else None
-    models = _Models(read_student(pipeline), pipeline, openai, log=context.log.info, json_schema=decoding)
+    decoding = task.decoding_rules if config.constrained_decoding else None
+    models = _Models(read_student(pipeline), pipeline, openai, log=context.log.info,
+                     json_schema=decoding.for_messages if decoding is not None else None)
     requests = [t.request_messages for t in holdout]
 
     student = models.student()
@@ -166,7 +167,8 @@ def student_eval_report(context: dg.AssetExecutionContext, config: EvalConfig, p
     plots = write_report_plots(summary, [r.student_ttft_ms for r in records], [r.teacher_ttft_ms for r in records],
                                out)
     report = {**summary, "gate": verdict.to_dict(), "gate_config": gate_config(config).__dict__,
-              "student": models.info, "run_id": context.run.run_id, "decoding_schema": decoding,
+              "student": models.info, "run_id": context.run.run_id,
+              "decoding": decoding.to_dict() if decoding is not None else None,
               "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
               "records": [r.__dict__ for r in records], "plots": {k: str(v) for k, v in plots.items()}}
     written = atomic_write_json(out / "report.json", report)
@@ -247,7 +249,7 @@ def routing_policy(context: dg.AssetExecutionContext, pipeline: PipelineSettings
         # the router reads its confidence and decodes exactly as the evaluation did
         "signal": report.get("routing_signal", "structured_fields"),
         "field_rules": report.get("field_rules", {}),
-        "decoding_schema": report.get("decoding_schema"),
+        "decoding": report.get("decoding"),
         "preset": report["student"].get("preset"),
         "base_model_dir": report["student"].get("base_model_dir"),
     }
