@@ -74,6 +74,10 @@ def test_the_eval_report_carries_the_contract_metadata(pipeline_run):
                 "teacher_cost_per_call"):
         assert key in metadata
     assert metadata["teacher_score"].value == pytest.approx(1.0)
+    # the UI shows rounded figures; report.json keeps full precision
+    report = json.loads((pipeline_run[0] / "student_eval_report" / "report.json").read_text())
+    assert metadata["student_score"].value == round(report["student_score"], 3)
+    assert metadata["teacher_share"].value in ("none", round(report["teacher_share"] or 0, 3))
 
 
 def test_audit_answers_what_trained_this_model(pipeline_run):
@@ -189,17 +193,6 @@ def test_every_example_in_the_training_files_has_its_trace_id_listed(pipeline_ru
             sources = origin.get(messages_key(json.loads(line)["messages"]), set())
             assert (row["source"], row["id"]) in sources, f"{name}.jsonl line {number}: listed {row['id']}"
     assert len(listed) == the_card(root)["training_examples"]["total"]
-
-
-def test_the_model_card_records_the_corpus_size_and_the_corpus_size_checks_verdict(pipeline_run):
-    root, result = pipeline_run[:2]
-    corpus = the_card(root)["corpus"]
-    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "corpus_size"]
-    (mix,) = [e.materialization.metadata for e in result.get_asset_materialization_events()
-              if e.asset_key == dg.AssetKey("training_mix")]
-    assert corpus["domain_examples"] == mix["domain_examples"].value < 1_000
-    assert corpus["check"]["passed"] is check.passed is False  # a WARN: the run still succeeded
-    assert corpus["check"]["description"] == check.description
 
 
 def test_the_model_card_records_the_corpus_size_and_the_corpus_size_checks_verdict(pipeline_run):

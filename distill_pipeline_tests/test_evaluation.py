@@ -279,7 +279,18 @@ def test_the_worst_fields_come_with_the_students_and_the_teachers_answers():
 def test_the_routing_auroc_says_how_well_the_signal_finds_wrong_structured_fields():
     summary = summarise(fielded(), rules=RULES)
     assert summary["routing_auroc"] == 1.0  # every wrong answer is less confident than every right one
-    assert summary["routing_auroc_whole_answer"] == 0.5  # the whole answer's minimum is the same everywhere
+    assert summary["routing_auroc_by_signal"]["whole_answer"] == 0.5  # the whole answer's minimum is the same
+    assert summary["routing_signal"] == "structured_fields"
+
+
+def test_the_signal_that_separates_wrong_answers_better_is_the_one_routed_on():
+    # the structured values look sure everywhere; the whole answer's minimum is low exactly where a field is wrong
+    records = [replace(r, student_confidence=-0.01, student_min_logprob=-0.05 if r.student_structured_right else -2.0)
+               for r in fielded()]
+    summary = summarise(records, rules=RULES, tolerance=0.2)
+    assert summary["routing_signal"] == "whole_answer"
+    assert summary["routing_auroc"] == 1.0 and summary["routing_auroc_by_signal"]["structured_fields"] == 0.5
+    assert summary["teacher_share"] == pytest.approx(0.2)  # both wrong codes go to the teacher, nothing else
 
 
 def test_the_recommended_threshold_keeps_the_routed_structured_fields_at_the_teachers_level():
@@ -322,3 +333,13 @@ def test_a_record_of_the_bundled_task_reads_its_confidence_from_the_structured_f
     built = build_record(held_out_trace(), student=student, teacher=teacher, task=task, graders=build_graders(task))
     assert built.student_min_logprob == -3.0 and built.confidence == pytest.approx(-0.01)
     assert built.student_structured_right is True and built.student_fields["icd10"] == 1.0
+
+
+def test_figures_are_shown_at_the_precision_a_reader_needs():
+    from distill_pipeline.core.report import readable
+
+    assert readable(0.8699999999999997) == 0.87
+    assert readable(0.5666666666666667) == 0.567
+    assert readable(0.0000076466666666) == 7.65e-06
+    assert readable(6045.1234) == 6045.1
+    assert readable(True) is True and readable(3) == 3 and readable(None) is None

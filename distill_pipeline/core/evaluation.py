@@ -20,7 +20,14 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from distill_pipeline.core.chat import Completion
-from distill_pipeline.core.fields import FieldRules, all_structured_right, auroc, confidence, field_scores
+from distill_pipeline.core.fields import (
+    CONFIDENCE_SIGNALS,
+    FieldRules,
+    all_structured_right,
+    auroc,
+    confidence,
+    field_scores,
+)
 from distill_pipeline.core.fields import answer_score as fields_mean
 from distill_pipeline.core.graders import Grader, LlmJudgeGrader, Verdict, grade_trace, passes
 from distill_pipeline.core.metrics import flatten_fields, parse_answer, task_score
@@ -31,6 +38,8 @@ from distill_pipeline.core.traces import TraceRow, content_hash
 # fine near 0.
 DEFAULT_THRESHOLDS: tuple[float, ...] = (-0.05, -0.1, -0.15, -0.25, -0.5, -0.75, -1.0, -1.5, -2.0, -2.5, -3.0, -4.0,
                                          -5.0)
+
+DEFAULT_SIGNAL = "structured_fields"
 
 # Scores and costs are compared with this slack so that 0.98 >= 1.0 - 0.02 holds in floating point.
 EPSILON = 1e-9
@@ -79,8 +88,12 @@ class ExampleRecord:
 
     @property
     def confidence(self) -> float:
-        """What the router compares with its threshold."""
+        """The structured-field confidence (the whole answer's minimum when it was not measured)."""
         return self.student_min_logprob if self.student_confidence is None else self.student_confidence
+
+    def confidence_for(self, signal: str) -> float:
+        """What the router compares with its threshold under a signal (fields.CONFIDENCE_SIGNALS)."""
+        return self.student_min_logprob if signal == "whole_answer" else self.confidence
 
     @property
     def student_hallucinated(self) -> bool:
@@ -282,8 +295,9 @@ def build_records(
 # ---------------------------------------------------------------------------- routing
 
 
-def routed_to_teacher(record: ExampleRecord, threshold: float, teacher_only_intents: Iterable[str] = ()) -> bool:
-    return record.intent in set(teacher_only_intents) or record.confidence < threshold
+def routed_to_teacher(record: ExampleRecord, threshold: float, teacher_only_intents: Iterable[str] = (),
+                      signal: str = DEFAULT_SIGNAL) -> bool:
+    return record.intent in set(teacher_only_intents) or record.confidence_for(signal) < threshold
 
 
 @dataclass(frozen=True)
@@ -296,12 +310,13 @@ class _Call:
     structured_right: bool | None
 
 
-def _routed_call(record: ExampleRecord, threshold: float, teacher_only: set[str]) -> _Call:
+def _routed_call(record: ExampleRecord, threshold: float, teacher_only: set[str], signal: str = DEFAULT_SIGNAL,
+                 ) -> _Call:
     """One call under the router: who answered, its score, cost, TTFT and structured fields."""
     if record.intent in teacher_only:
         return _Call(True, record.teacher_score, record.teacher_cost, record.teacher_ttft_ms,
                      record.teacher_structured_accuracy, record.teacher_structured_right)
-    if record.confidence < threshold:
+    if record.confidence_for(signal) < threshold:
         ttft = record.student_latency_ms + record.teacher_ttft_ms
         return _Call(True, record.teacher_score, record.student_cost + record.teacher_cost, ttft,
                      record.teacher_structured_accuracy, record.teacher_structured_right)
@@ -314,22 +329,24 @@ def _mean_or_none(values: Iterable[float | bool | None]) -> float | None:
     return mean(known) if known else None
 
 
-def routed_score(records: Sequence[ExampleRecord], threshold: float, teacher_only_intents: Iterable[str] = ()) -> float:
+def routed_score(records: Sequence[ExampleRecord], threshold: float, teacher_only_intents: Iterable[str] = (),
+                 signal: str = DEFAULT_SIGNAL) -> float:
     """Mean task score of the routed system: the teacher's score where routed to it, else the student's."""
     teacher_only = set(teacher_only_intents)
-    return mean(_routed_call(r, threshold, teacher_only).score for r in records)
+    return mean(_routed_call(r, threshold, teacher_only, signal).score for r in records)
 
 
 def routing_sweep(
     records: Sequence[ExampleRecord],
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     teacher_only_intents: Iterable[str] = (),
+    signal: str = DEFAULT_SIGNAL,
 ) -> list[SweepRow]:
-    """The routed system's share, score, cost and TTFT at each threshold (min logprob < threshold -> teacher)."""
+    """The routed system's share, score, cost and TTFT at each threshold (confidence < threshold -> teacher)."""
     teacher_only = set(teacher_only_intents)
     rows = []
     for threshold in thresholds:
-        calls = [_routed_call(r, threshold, teacher_only) for r in records]
+        calls = [_routed_call(r, threshold, teacher_only, signal) for r in records]
         rows.append(SweepRow(
             threshold=float(threshold),
             teacher_share=mean(c.to_teacher for c in calls),
@@ -375,6 +392,7 @@ def _intent_table(
     threshold: float | None,
     teacher_only: set[str],
     rare_intent_share: float,
+    signal: str = DEFAULT_SIGNAL,
 ) -> dict[str, dict[str, Any]]:
     by_intent: dict[str, list[ExampleRecord]] = {}
     for record in records:
@@ -392,8 +410,8 @@ def _intent_table(
             "student_score": mean(r.student_score for r in group),
             "teacher_score": mean(r.teacher_score for r in group),
             "base_score": mean(base) if base else None,
-            "routed_score": routed_score(group, threshold, teacher_only) if threshold is not None else None,
-            "teacher_share": (mean(routed_to_teacher(r, threshold, teacher_only) for r in group)
+            "routed_score": routed_score(group, threshold, teacher_only, signal) if threshold is not None else None,
+            "teacher_share": (mean(routed_to_teacher(r, threshold, teacher_only, signal) for r in group)
                               if threshold is not None else None),
             "student_hallucination_rate": mean(r.student_hallucinated for r in group),
         }
@@ -442,15 +460,22 @@ def worst_fields(records: Sequence[ExampleRecord], table: Mapping[str, Mapping[s
     return out
 
 
-def routing_auroc(records: Sequence[ExampleRecord], signal: str = "confidence") -> float | None:
-    """AUROC of low confidence against "some structured field is wrong" (None without both kinds of answer).
-
-    `signal`: `confidence` (the router's, structured-field tokens) or `min_logprob` (the whole answer's).
-    """
+def routing_auroc(records: Sequence[ExampleRecord], signal: str = DEFAULT_SIGNAL) -> float | None:
+    """AUROC of low confidence against "some structured field is wrong" (None without both kinds of answer)."""
     judged = [r for r in records if r.student_structured_right is not None]
-    value = (lambda r: r.confidence) if signal == "confidence" else (lambda r: r.student_min_logprob)
-    return auroc([value(r) for r in judged if not r.student_structured_right],
-                 [value(r) for r in judged if r.student_structured_right])
+    return auroc([r.confidence_for(signal) for r in judged if not r.student_structured_right],
+                 [r.confidence_for(signal) for r in judged if r.student_structured_right])
+
+
+def choose_signal(records: Sequence[ExampleRecord]) -> tuple[str, dict[str, float | None]]:
+    """The signal that best separates answers with a wrong structured field (its AUROC), and every signal's AUROC.
+
+    Ties and an unmeasurable AUROC (no wrong answer, or no right one) keep the structured-field signal.
+    """
+    aurocs = {signal: routing_auroc(records, signal) for signal in CONFIDENCE_SIGNALS}
+    best = max(CONFIDENCE_SIGNALS, key=lambda s: (aurocs[s] if aurocs[s] is not None else -1.0,
+                                                  s == DEFAULT_SIGNAL))
+    return (best if aurocs[best] is not None else DEFAULT_SIGNAL), aurocs
 
 
 def champion_summary(records: Sequence[ExampleRecord], student: str, rules: FieldRules) -> dict[str, Any]:
@@ -497,7 +522,8 @@ def summarise(
     teacher_score = mean(r.teacher_score for r in records)
     base = [r.base_score for r in records if r.base_score is not None]
     rules = rules or FieldRules()
-    sweep = routing_sweep(records, thresholds, teacher_only)
+    signal, aurocs = choose_signal(records)
+    sweep = routing_sweep(records, thresholds, teacher_only, signal)
     teacher_structured = _mean_or_none(r.teacher_structured_accuracy for r in records)
     threshold = recommend_threshold(sweep, teacher_score, tolerance,
                                     structured_ratio * teacher_structured if teacher_structured is not None else None)
@@ -552,12 +578,12 @@ def summarise(
             "required_ratio": structured_ratio,
         },
         "routed_all_structured_right": chosen.blended_all_structured_right if chosen else None,
-        "routing_signal": "structured_fields",
-        "routing_auroc": routing_auroc(records, "confidence"),
-        "routing_auroc_whole_answer": routing_auroc(records, "min_logprob"),
+        "routing_signal": signal,  # chosen by measurement: the higher AUROC
+        "routing_auroc": aurocs[signal],
+        "routing_auroc_by_signal": aurocs,
         "champion": dict(champion) if champion else None,
         "champion_score": champion["score"] if champion else None,
-        "intents": _intent_table(records, threshold, teacher_only, rare_intent_share),
+        "intents": _intent_table(records, threshold, teacher_only, rare_intent_share, signal),
         "student_schema_pass_rate": mean(r.student_schema_pass for r in records),
         "student_grounded_pass_rate": mean(r.student_grounded_pass for r in records),
         "student_hallucination_rate": mean(r.student_hallucinated for r in records),

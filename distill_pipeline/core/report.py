@@ -178,9 +178,13 @@ def _field_sections(summary: Mapping[str, Any]) -> list[str]:
             f"Structured-field accuracy: student {_score(structured.get('student'))}, routed "
             f"{_score(structured.get('routed'))} (at least {_pct(structured.get('required_ratio'))} of the "
             f"teacher's {_score(structured.get('teacher'))} is required of the recommended threshold).", ""]
-    auroc, whole = summary.get("routing_auroc"), summary.get("routing_auroc_whole_answer")
-    out += [f"Routing signal: the least likely token of the structured values. AUROC against \"some structured "
-            f"field wrong\": **{_score(auroc)}** (whole answer's minimum logprob: {_score(whole)}).", ""]
+    by_signal = summary.get("routing_auroc_by_signal") or {}
+    names = {"structured_fields": "the least likely token of the structured values",
+             "whole_answer": "the least likely token of the whole answer"}
+    signal = summary.get("routing_signal") or "structured_fields"
+    out += [f"Routing signal, chosen by measurement: {names.get(signal, signal)}. AUROC against \"some structured "
+            "field wrong\": " + ", ".join(f"{names.get(k, k)} **{_score(v)}**" if k == signal else
+                                           f"{names.get(k, k)} {_score(v)}" for k, v in by_signal.items()) + ".", ""]
     worst = summary.get("worst_fields") or []
     if worst:
         out += ["### The fields the student gets wrong most", ""]

@@ -180,7 +180,9 @@ def student_eval_report(context: dg.AssetExecutionContext, config: EvalConfig, p
                                                         "teacher": readable(row["teacher"]),
                                                         "base": readable(row["base"]), "rule": row["rule"]}
                                                  for path, row in summary["field_accuracy"].items()}),
-        "routing_auroc_whole_answer": readable(summary["routing_auroc_whole_answer"]) or "none",
+        "routing_signal": summary["routing_signal"],
+        "routing_auroc_by_signal": dg.MetadataValue.json({k: readable(v) for k, v in
+                                                          summary["routing_auroc_by_signal"].items()}),
         "constrained_decoding": decoding is not None,
         "dagster/row_count": len(records),
         "report": dg.MetadataValue.md(markdown),
