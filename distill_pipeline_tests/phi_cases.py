@@ -73,6 +73,12 @@ PHONE = [
     "Caller: It's <<phone:1 (800) 555-0166>>, the toll-free one.",
     'Caller: Reach me at <<phone:+1.415.555.0190>>.',
     'Caller: Please call <<phone:973-555-0182>> after 17:00.',
+    # National numbers with spaces (issue 16).
+    "Caller: My mobile is <<phone:07700 900 123>>.",
+    "Caller: Ring me on <<phone:020 7946 0958>> after lunch.",
+    "Caller: It's <<phone:+61 412 345 678>>, I'm in Sydney.",
+    "Caller: You can text <<phone:0412 345 678>>.",
+    "Caller: Best number is <<phone:+353 1 234 5678>>.",
 ]
 
 EMAIL = [
@@ -88,7 +94,7 @@ EMAIL = [
     "Caller: Use my daughter's email, <<email:sofia.petrov99@example.com>>, for everything.",
     "Caller: Either <<email:rafael@farah.example>> or <<email:r.farah@example.com>> works.",
     '{"plan":"Send results to <<email:ingrid.winter@example.com>>"}',
-    "Caller: It's <<email:yusuf.aziz@example.com>>. Y-U-S-U-F.",
+    "Caller: It's <<email:yusuf.aziz@example.com>>. <<name:Y-U-S-U-F>>.",
     "Caller: email: <<email:hana_moretti@post.example.com>>",
     "Caller: Use <<email:mateo-lund@example.io>> for the invoice.",
     "Caller: My e-mail address is <<email:freya underscore tanaka at outlook dot com>>.",
@@ -100,7 +106,7 @@ EMAIL = [
     'Caller: The e-mail is <<email:greta dot holm at example dot com>>.',
     '{"plan":"Emailed instructions to <<email:z.kaur@example.co>>"}',
     'Caller: Please cc my son, <<email:bruno.silva@example.com>>.',
-    "Caller: It's <<email:m.okoro@example.com>>, M dot Okoro.",
+    "Caller: It's <<email:m.okoro@example.com>>, M dot <<name:Okoro>>.",
     'Agent: Is <<email:tanaka.lena@example.jp>> correct?',
     'Caller: you can email <<email:ravi_kaur@example.com>> or call.',
     'Caller: Send it to my email, <<email:omar dot nowak at yahoo dot com>>.',
@@ -160,6 +166,11 @@ MRN = [
     'Agent: I see medical record number <<mrn:21-447-390>> for you.',
     'Caller: MRN <<mrn:000558213>>, I have it on my app.',
     'Caller: The chart # is <<mrn:C-7732190>>.',
+    # A bare record number after a shorter cue (issue 16).
+    "Caller: My record number is <<mrn:00878040>>.",
+    "Agent: What's the record number?\nCaller: It's <<mrn:189003>>.",
+    "Caller: The chart number is <<mrn:5521907>>.",
+    "Caller: Patient ID <<mrn:PT-448120>>, from the letter.",
 ]
 
 DOB = [
@@ -195,6 +206,13 @@ DOB = [
     'Agent: Can you confirm your date of birth, please?\nCaller: Yes, <<dob:October 12, 1950>>.',
     'Caller: I was born <<dob:1/9/1999>>.',
     "Caller: <<dob:1962-03-27>>, that's my DOB.",
+    # Month names and day-first orders (issue 16).
+    "Caller: Date of birth is <<dob:4 March 1985>>.",
+    "Caller: My DOB is <<dob:14th of February, 1972>>.",
+    "Agent: Could you confirm your date of birth?\nCaller: <<dob:21/06/1990>>, day first.",
+    "Caller: I was born on the <<dob:9th of November 1961>>.",
+    "Caller: Born <<dob:30 Sept 1948>>.",
+    "Caller: DOB <<dob:July 4th 1959>>.",
 ]
 
 ADDRESS = [
@@ -257,6 +275,28 @@ NAME = [
     'Caller: Hello, this is <<name:Marek Sandoval>>. Dr. Castillo asked me to call.',
     'Caller: My name is <<name:Noor Keller>>. I need a refill of metformin.',
     'Caller: Hi, this is <<name:Kofi Mensah>>.\nAgent: Thanks, <<name:Kofi>>. How can I help?',
+    # Names without the usual cue phrases (issue 16): titles, for someone else, "Last, First", spelled, repeated.
+    "Caller: <<name:Tariq Haddad>> calling about the bill from last month.",
+    "Caller: Yes, you've got <<name:Imogen Fairweather>> on the line.",
+    "Caller: The name is <<name:Okonkwo>>, <<name:Chidi Okonkwo>>.",
+    "Caller: I'm ringing about my results. It's <<name:Bartholomew Quist>>.",
+    "Agent: Thank you, Mr. <<name:Delacroix>>. I'll check.",
+    "Agent: I have it here, Mrs. <<name:Abernathy>>, the refill went out.",
+    "Caller: It's about my husband, <<name:Ravi>>. He can't get out of bed.",
+    "Caller: Account under <<name:Chen>>, <<name:Wei Chen>>.",
+    "Caller: It's under <<name:Szymanski>>, <<name:Agnieszka>>.",
+    "Caller: My surname is <<name:Nwachukwu>>, that's <<name:N-W-A-C-H-U-K-W-U>>.",
+    "Caller: Sure. <<name:H-A-N-N-E-L-O-R-E>>, first name <<name:Hannelore>>.",
+    "Caller: This is about <<name:Lucia Ferreira>>, my mum. <<name:Lucia>> fell yesterday.",
+    "Agent: Okay <<name:Matteo>>, what pharmacy do you use?",
+    "Caller: Ms. <<name:Oyelaran>> speaking, returning a call.",
+    "Caller: Hi there. <<name:Siobhan Gallagher>>. I'm after a refill of my Ventolin.",
+    "Caller: I'm calling for <<name:Kenji Watanabe>>, he's my father.",
+    "Caller: Booked under <<name:Dubois>> I think, <<name:Amelie Dubois>>.",
+    "Caller: Morning, <<name:Ifeoma>> here, about my blood sugar.",
+    "Agent: Can I take your name?\nCaller: <<name:Rhiannon Pryce>>.",
+    "Caller: Can you tell Dr. Haddad that <<name:Mateusz Wrobel>> called?",
+    '{"subjective":"<<name:Tariq Haddad>> reports heartburn"}',
 ]
 
 DISTRACTORS = [
@@ -324,6 +364,15 @@ DISTRACTORS = [
     'Agent: We open at 08:00 on Monday.',
     'Caller: Dose is 500 mg twice a day.',
     'Caller: My reading was 152/96 this morning.',
+    # Capitalised words that are not people (issue 16).
+    "Caller: I need a refill of my Ventolin and the Lipitor.",
+    "Caller: I'm calling about my X-ray from last week.",
+    "Caller: I'm in London this month, back in May.",
+    "Agent: You've reached Greenfield Family Practice. How can I help?",
+    "Agent: Dr. Okafor can see you on 2026-10-18. Okafor is in room 4.",
+    "Caller: Is Nurse Practitioner Alvarez in today?",
+    "Agent: Please bring your Medicare card.",
+    "Caller: Self-care has not helped the low back pain.",
 ]
 
 CASES: dict[str, list[str]] = {"phone": PHONE, "email": EMAIL, "ssn": SSN, "mrn": MRN, "dob": DOB,

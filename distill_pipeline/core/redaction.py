@@ -7,19 +7,43 @@ value gets the same placeholder everywhere in one trace (request and answer),
 numbered per type in order of first appearance, so the student still sees who
 said what without seeing who anyone is.
 
-Precision matters as much as recall, because the student must still learn the
-task: dates are redacted only next to a date-of-birth cue (follow-up dates
-survive), identifiers only next to their cue (an MRN needs "MRN" or "medical
-record number"; a claim or member number is left alone), and clinicians
-("Dr. Okafor", "Nurse Patel"), times, ICD-10 codes and amounts are never touched.
-Names are found by cue patterns: a few built in ("my name is ...") plus the task
-spec's own, written for how its callers say their name; once found, a name is
-replaced wherever it recurs in the trace, and so is its first or last name alone.
-The values of the answer fields a task spec keeps (`keep_fields`, e.g. the
-follow-up date, time and clinician) are never redacted anywhere in the trace.
+What the libraries do (all installed from the package index, nothing downloaded at run time):
 
-The rules come from the task spec's `redaction:` section (see
-data/tasks/healthcare.yaml); `RedactionRules.to_dict()` is what the model card records.
+- Microsoft Presidio (`presidio-analyzer`) runs the recognisers: its AnalyzerEngine with its NoOpNlpEngine
+  (the default spaCy NLP engine needs a model that is not on the package index) and two recognisers, its own
+  PhoneRecognizer (Google's libphonenumber through `phonenumbers`: "+44 20 7946 0958", "07700 900 123",
+  "(415) 555-0132") and the gazetteer name recogniser below.
+- `names-dataset` is the name gazetteer: a capitalised word is a name when it is a first or last name ranked in
+  the top NAMES_MAX_RANK of any country, so a caller's name is found however they introduce it. Its tables take
+  over a gigabyte to load, so the list is derived once per installed version and cached on disk.
+- `english-words` (Webster's 2nd, GCIDE) and spaCy's English stop words say which capitalised words are
+  ordinary words ("Will you...", "Sure", "Grace" at the start of a sentence needs more evidence).
+
+What stays hand-written, because no library does it for call transcripts (each is a regex or a word list here):
+
+- names: the rules around the gazetteer: where a sentence starts, organisation words ("Maple Street Clinic"),
+  a determiner or a place before a word ("my X-ray", "in London"), neighbours joining a name ("Wei Mbeki"),
+  titles ("Mr. Okonkwo"), cue phrases and relatives for names the gazetteer lacks ("the name is ...", "my son,
+  ..."), "Last, First" ("Jung, Seojun"), names spelled letter by letter ("R-I-V-E-R-A"), and every later mention
+  of a found name (or of its first or last name alone); plus the task spec's own name patterns;
+- phone: which of libphonenumber's possible numbers are phone numbers here (not a date, an SSN, a record or
+  claim number), and a short number right after a phone cue;
+- e-mail (the address shape, and a spoken "maya dot rivera at mail dot com"), SSN (the 3-2-4 shape, or nine
+  digits after a social security cue), MRN (an id after "MRN", "record number", "chart number", "patient ID"),
+  date of birth (a date, numeric or with the month as a word, day or month first, next to a birth cue), street
+  address (a number, street words and a street suffix, or a PO box). Presidio's own recognisers for these
+  reject the sample SSNs people read out, fetch the public-suffix list on first use, or find every date; these
+  rules are the ones the labelled sets measure.
+
+Precision matters as much as recall, because the student must still learn the task: dates are redacted only
+next to a date-of-birth cue (follow-up dates survive), identifiers only next to their cue (a claim or member
+number is left alone), and clinicians ("Dr. Okafor", "Nurse Patel", and their surname wherever it recurs),
+times, ICD-10 codes and amounts are never touched. The values of the answer fields a task spec keeps
+(`keep_fields`, e.g. the follow-up date, time and clinician) are never redacted anywhere in the trace.
+
+The rules come from the task spec's `redaction:` section (see data/tasks/healthcare.yaml);
+`RedactionRules.to_dict()` is what the model card records, with the libraries, their versions and the
+hand-written rules (`detectors`).
 """
 
 from __future__ import annotations
@@ -28,16 +52,20 @@ import bisect
 import copy
 import dataclasses
 import difflib
+import importlib.metadata
 import json
+import os
 import re
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, TypeVar
 
 PHI_TYPES = ("phone", "email", "ssn", "mrn", "dob", "address", "name")
-DETECTORS_VERSION = "1"  # bump when a built-in detector changes what it finds; recorded in the model card
+DETECTORS_VERSION = "2"  # bump when a built-in detector changes what it finds; recorded in the model card
 SPEC_KEYS = ("enabled", "types", "patterns", "keep_fields")
 
 E = TypeVar("E")
@@ -99,7 +127,45 @@ class RedactionRules:
         for kind, regex in self.patterns:
             patterns.setdefault(kind, []).append(regex)
         return {"enabled": self.enabled, "types": list(self.types), "patterns": patterns,
-                "keep_fields": list(self.keep_fields), "detectors_version": DETECTORS_VERSION}
+                "keep_fields": list(self.keep_fields), "detectors_version": DETECTORS_VERSION,
+                "detectors": detectors()}
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def detectors() -> dict[str, Any]:
+    """What finds PHI, for the model card: the libraries with their versions, and the hand-written rules."""
+    return {
+        "version": DETECTORS_VERSION,
+        "libraries": {
+            "presidio-analyzer": f"{_version('presidio-analyzer')}: AnalyzerEngine with NoOpNlpEngine (no spaCy "
+                                 f"model); PhoneRecognizer (regions {', '.join(PHONE_REGIONS)}, possible numbers) "
+                                 "and a gazetteer PERSON recogniser",
+            "phonenumbers": f"{_version('phonenumbers')}: libphonenumber, through Presidio's PhoneRecognizer",
+            "names-dataset": f"{_version('names-dataset')}: first and last names ranked in the top "
+                             f"{NAMES_MAX_RANK} of any country",
+            "english-words": f"{_version('english-words')}: web2 and gcide lower-case words",
+            "spacy": f"{_version('spacy')}: English stop words only",
+        },
+        "hand_written": {
+            "name": "gazetteer rules (sentence starts, organisation words, determiners and places before a word, "
+                    "neighbouring words), titles (Mr./Mrs./Ms.), cue phrases and relatives, 'Last, First', "
+                    "names spelled letter by letter, later mentions, the task spec's name patterns",
+            "phone": "libphonenumber's candidates filtered against dates, SSNs and other ids; a short number "
+                     "after a phone cue",
+            "email": "address shape; spoken 'name at domain dot com'",
+            "ssn": "3-2-4 shape; nine digits after a social security cue",
+            "mrn": "an id after MRN, record number, chart number, patient ID, hospital number",
+            "dob": "a date (numeric or with a month name, day or month first) next to a birth cue",
+            "address": "house number, street words and a street suffix (unit, city, state, ZIP); PO box",
+            "kept": "clinicians with a title and their surnames, times, ICD-10 codes, amounts, keep_fields values",
+        },
+    }
 
 
 def _did_you_mean(word: Any, choices: Sequence[str]) -> str:
@@ -208,21 +274,6 @@ Dr Doctor Nurse Mr Mrs Ms Miss Mx Prof Professor The A An My Your Our This That 
 Monday Tuesday Wednesday Thursday Friday Saturday Sunday Today Tomorrow
 January February March April May June July August September October November December
 """.split())
-# A name followed by one of these is the start of an organisation or a place, e.g. "Blue Harbor Health".
-_ORG_WORDS = frozenset("""
-Health Healthcare Clinic Clinics Centre Center Practice Surgery Medical Hospital Pharmacy Care Plan Plans Mutual
-Insurance Assurance Group Partners Associates Bank Company Inc Ltd LLC Street Road Avenue Lane Drive Boulevard
-Park Family Services Labs Laboratory University College School
-""".split())
-# First or last names that are also everyday words: only the full name is propagated for these.
-_COMMON_WORDS = frozenset("""
-Will May June April August Grace Hope Faith Joy Rose Young King Long White Black Brown Green Bill Mark Pat Art
-Sue Page Case Wood Hill Lane Ray Dawn Rich Summer Winter Hunter Cook Price Law Best Good Love Bell Fox Day Ash
-Brooks Park Street Field Storm Frost Stone Sky Reed Cash Major Miles Chase Cole Gray Grey
-""".split())
-
-_STAFF_RE = re.compile(rf"\b(?:Dr|Dra|Doctor|Nurse|Prof|Professor|Pharmacist|Therapist|Midwife|NP|PA)\.? "
-                       rf"{_NAME_WORD}(?: {_NAME_WORD})?")
 _TIME_RE = re.compile(r"(?<![\w:])\d{1,2}:\d{2}(?::\d{2})?(?:\s?[AaPp]\.?[Mm]\.?)?(?![\w:])")
 _ICD10_RE = re.compile(r"\b[A-TV-Z]\d{2}(?:\.[0-9A-Z]{1,4})?\b")
 _AMOUNT_RE = re.compile(r"[$€£]\s?\d[\d,]*(?:\.\d+)?")
@@ -235,7 +286,6 @@ _PHONE_RE = re.compile(r"""
     (?:\s?(?:ext\.?|x|extension)\s?\d{1,5})?
     (?![\w-]|\.\d)
 """, re.VERBOSE | re.IGNORECASE)
-_INTL_PHONE_RE = re.compile(r"(?<![\w+])\+[2-9]\d{0,2}(?:[ .-]?\(?\d{1,4}\)?){2,5}(?![\w-]|\.\d)")
 _PHONE_CUE = re.compile(r"(?i:\b(?:phone|cell|mobile|landline|callback number|call me (?:back )?(?:at|on)|"
                         r"reach me (?:at|on)|text me (?:at|on))\b)")
 _PHONE_VALUE = re.compile(rf"{_PHONE_RE.pattern}|(?<![\w-])(?:\d{{10}}|\d{{3}}[ .-]\d{{4}})(?![\w-]|\.\d)",
@@ -243,7 +293,6 @@ _PHONE_VALUE = re.compile(rf"{_PHONE_RE.pattern}|(?<![\w-])(?:\d{{10}}|\d{{3}}[ 
 
 _EMAIL_RE = re.compile(r"(?<![\w.+%-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}(?![\w-])")
-_EMAIL_CUE = re.compile(r"(?i:\be-?mail\b)")
 _SPOKEN_EMAIL = re.compile(r"(?i:(?<![\w.-])[a-z0-9]+(?:(?: dot | underscore | dash |[._-])[a-z0-9]+)* at "
                            r"[a-z0-9-]+(?: dot [a-z0-9-]+)* dot (?:com|org|net|edu|gov|us|io|co|info|me)\b)")
 
@@ -251,11 +300,12 @@ _SSN_RE = re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])")
 _SSN_CUE = re.compile(r"(?i:\bsocial security(?: number| no\.?| #)?|\bSSN\b|\bsocial\b)")
 _SSN_VALUE = re.compile(r"(?<![\w-])\d{3}[ -]?\d{2}[ -]?\d{4}(?![\w-])")
 
-_MRN_CUE = re.compile(r"(?i:\bMRN\b|\bmedical record(?: number| no\.?| #)?|\bmedical records? #|"
-                      r"\bchart (?:number|no\.?|#)|\bhospital number\b|\bpatient (?:ID|number|no\.?|#))")
+_MRN_CUE = re.compile(r"(?i:\bMRN\b|\b(?:medical |health |patient |hospital |clinic )?records?"
+                      r"(?: number| no\.?| #| ID)?|\bchart (?:number|no\.?|#|ID)|\bhospital (?:number|ID)\b|"
+                      r"\bpatient (?:ID|number|no\.?|#))")
 _MRN_VALUE = re.compile(r"(?<![\w-])(?:[A-Z]{1,3}-?)?\d[\d-]{2,14}\d(?![\w-])")
-_OTHER_ID_CUE = re.compile(r"(?i:\b(?:claim|member|policy|account|invoice|reference|confirmation|order|group|"
-                           r"prescription|rx|npi|tracking|phone|ssn|social|insurance)\b)")
+_OTHER_ID_CUE = re.compile(r"(?i:\b(?:claim|member|policy|account(?= (?:number|no\b|#|id\b))|invoice|reference|"
+                           r"confirmation|order|group|prescription|rx|npi|tracking|phone|ssn|social|insurance)\b)")
 
 _MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
           r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
@@ -293,6 +343,336 @@ _ADDRESS_RE = re.compile(
     r"(?:, [A-Z][a-z]+(?: [A-Z][a-z]+){0,2}(?:,? [A-Z]{2}\b(?: \d{5}(?:-\d{4})?)?|(?=[.;\n]|$))"  # , City, ST 12345
     r"|,? [A-Z]{2} \d{5}(?:-\d{4})?)?"
 )
+
+
+# ---------------------------------------------------------------------------
+# Names and phone numbers: what the libraries know, run through Presidio's analyzer
+#
+# Presidio's AnalyzerEngine runs two recognisers over every text: its own PhoneRecognizer (Google's
+# libphonenumber through `phonenumbers`, so national formats such as "07700 900 123" count), and
+# _GazetteerNameRecognizer below. Presidio's default NLP engine needs a spaCy model that cannot be
+# installed from the package index, so the engine is its NoOpNlpEngine and no recogniser needs tokens.
+
+NAMES_MAX_RANK = 10_000  # a first or last name counts when it ranks in the top this many of any country
+PHONE_REGIONS = ("US", "GB")  # national formats libphonenumber reads; "+61 ..." parses in any region
+_CACHE_ENV = "DISTILL_CACHE_DIR"
+
+_WORD_RE = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*(?:-[^\W\d_]+(?:['’][^\W\d_]+)*)*")
+_PARTICLES = frozenset("van von der den de del della di da dos das du la le bin ibn al el ter ten st".split())
+# Capitalised for a reason other than being a name, wherever they stand in a sentence.
+_NEVER_NAME = frozenset("""
+I I'm I'll I've I'd Agent Caller Patient Transcript Assistant Receptionist Reception Operator Voicemail
+Dr Dra Doctor Nurse Prof Professor Pharmacist Therapist Midwife Practitioner Mr Mrs Ms Miss Mx Mister Madam Sir
+Monday Tuesday Wednesday Thursday Friday Saturday Sunday Today Tomorrow Yesterday
+January February March April May June July August September October November December Sept Christmas Easter
+Thanksgiving
+English Spanish French German Italian Portuguese Polish Russian Arabic Chinese Mandarin Cantonese Japanese Korean
+Hindi Urdu Bengali Punjabi Tagalog Vietnamese Turkish Greek Dutch Swedish Somali Swahili Yoruba Igbo Hausa Amharic
+American British Canadian Australian Irish Scottish Welsh European African Asian Latino Hispanic
+Medicare Medicaid MyChart Tricare COVID Covid Google Zoom FaceTime Teams Uber Lyft
+""".split())
+# Ordinary words that stand capitalised at the start of a sentence (spaCy's English stop words are added).
+_SENTENCE_WORDS = frozenset("""
+Hi Hello Hey Thanks Thank Yes Yeah Yep Yup No Nope Okay Ok OK Sure Alright Right Great Perfect Fine Good Morning
+Afternoon Evening Sorry Please Bye Goodbye Cheers Absolutely Certainly Definitely Of Oh Um Uh Hmm Well Wow Got
+Understood Lovely Wonderful Excellent Brilliant Awesome Cool Correct Exactly Indeed Sounds Just Also Actually
+Unfortunately Hopefully Luckily Anyway Anyhow Apparently Basically Honestly Maybe Perhaps Probably Both Either
+""".split())
+# Capitalised words in the name of a clinic, an insurer, a pharmacy or a place, e.g. "Blue Harbor Health".
+_ORG_WORDS = frozenset("""
+Health Healthcare Clinic Clinics Centre Center Practice Surgery Medical Medicine Hospital Hospitals Pharmacy Care
+Plan Plans Mutual Insurance Assurance Group Partners Associates Bank Company Inc Ltd LLC Co Corp Street St Road
+Avenue Lane Drive Boulevard Way Court Place Square Park Family Services Labs Lab Laboratory Laboratories
+University College School Institute Foundation Trust Network System Systems Alliance Cross Shield Life Dental
+Pediatrics Paediatrics Cardiology Dermatology Orthopedics Oncology Urgent Walk Primary Community Wellness Wing Ward
+Unit Department Dept Office Suite Room Floor Apt Apartment Bed Pharmacies Drugstore Chemist Chemists Hall
+Building Tower Plaza Mall Station Airport
+Saint County City State National Regional General Memorial Valley Heights Hills Springs Bay Harbor Harbour Point
+""".split())
+# First or last names that are also everyday words: only the full name is propagated for these.
+_COMMON_WORDS = frozenset("""
+Will May June April August Grace Hope Faith Joy Rose Young King Long White Black Brown Green Bill Mark Pat Art
+Sue Page Case Wood Hill Lane Ray Dawn Rich Summer Winter Hunter Cook Price Law Best Good Love Bell Fox Day Ash
+Brooks Park Street Field Storm Frost Stone Sky Reed Cash Major Miles Chase Cole Gray Grey
+""".split())
+
+_STAFF_RE = re.compile(r"\b(?:Dr|Dra|Doctor|Nurse(?: Practitioner)?|Prof|Professor|Pharmacist|Therapist|Midwife|NP|PA|"
+                       r"Physician Assistant|Counsel+or|Dietitian|Physio(?:therapist)?)\.? "
+                       r"(?:[A-Z]\. )?[A-Z][\w'’-]*[a-z](?: (?!Mr\b|Mrs\b|Ms\b)[A-Z][\w'’-]*[a-z])?")
+_PATIENT_TITLE = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Mx|Mister|Master|Madam|Mme|Mlle)\.? +$")
+# Words right before a name that say it is one, whatever the name: a title, "my name is", a relative.
+_NAME_CUE = re.compile(
+    r"(?i:\b(?:(?:my |the |patient(?:'s)? |full |first |last |sur|maiden |legal |his |her |their )?name"
+    r"(?:'s| is| was|:| is spelled)?|named|surname(?: is|:)?|calling (?:for|about|on behalf of|regarding)|"
+    r"on behalf of|under(?: the name)?(?: of)?|booked (?:in )?(?:under|for|as)|registered (?:under|as)|"
+    r"(?:my|our|his|her|their) (?:wife|husband|partner|spouse|son|daughter|mother|mom|mum|father|dad|brother|"
+    r"sister|grandson|granddaughter|grandmother|grandma|grandfather|grandpa|aunt|uncle|niece|nephew|child|kid|"
+    r"baby|boy|girl|boyfriend|girlfriend|fianc[eé]e?|carer|caregiver|friend|neighbou?r|stepson|stepdaughter|"
+    r"twin|cousin|ward|client|patient)(?:'s name is|,? who is| is| named| called)?)[,:]?\s+$)")
+# Words before a name that also come before other things ("it's Tuesday", "I'm not sure"): the word after them
+# is a name only when the lexicons do not call it an ordinary English word.
+_WEAK_NAME_CUE = re.compile(
+    r"(?i:\b(?:this is|it's|it is|i'm|i am|that's|called|speaking (?:with|to)|you've got|you have|we have|"
+    r"got|patient|for patient|regarding|re|thanks|thank you|hi|hello|hey|bye|goodbye|okay|ok|dear|spelled|"
+    r"spelt|it's for)[,:]?\s+$)")
+# A capitalised word after these is a place ("I'm in London"), unless a name cue says otherwise.
+_PLACE_BEFORE = re.compile(r"(?i:\b(?:in|near|outside|around|across|visiting|(?:moved?|moving|travel\w*|fly\w*|"
+                           r"flew|going|went|drive|driving|back) (?:to|from)|based in|li(?:ve|ves|ving) in|"
+                           r"staying in|over in|out in|up in|down in)\s+$)")
+_MONTH_NAMES = frozenset("January February March April May June July August September October November December"
+                         .split())
+_DETERMINER_BEFORE = re.compile(r"\b(?:the|a|an|my|your|his|her|our|their|these|those|some|any|each)\s+$")
+_NAME_CUE_AFTER = re.compile(r"(?i:'s)?\s*(?:,\s*)?(?:here\b|speaking\b|calling\b|on the line\b|again\b)")
+_SPELLED_RE = re.compile(r"(?<![\w.@-])(?:[A-Z](?:-|,? |\. ?)){2,}[A-Z](?![\w@-])"
+                         r"|(?<![\w.@-])(?:[a-z]-){2,}[a-z](?![\w@-])")
+_NOT_SPELLED = frozenset("DOB MRN SSN ICD USA NHS ICU BMI ECG EKG MRI CPR GP ER DNA HIV TBD ASAP PO AM PM IV".split())
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get(_CACHE_ENV) or os.path.join(os.environ.get("XDG_CACHE_HOME") or
+                                                      os.path.expanduser("~/.cache"), "distill-pipeline")
+    return Path(root)
+
+
+def _gazetteer_from_names_dataset() -> frozenset[str]:
+    """Every first and last name in names-dataset that ranks in the top NAMES_MAX_RANK of some country, casefolded.
+
+    Loading names-dataset whole takes over a gigabyte and half a minute, so this runs once per installed
+    version and the list (about half a million names) is kept in the cache folder."""
+    from names_dataset import NameDataset
+
+    names: set[str] = set()
+    for first in (True, False):
+        dataset = NameDataset(load_first_names=first, load_last_names=not first)
+        table = dataset.first_names if first else dataset.last_names
+        for name, info in table.items():
+            ranks = [r for r in ((info or {}).get("rank") or {}).values() if r is not None]
+            if ranks and min(ranks) <= NAMES_MAX_RANK and len(name) >= 2 and _WORD_RE.fullmatch(name):
+                names.add(name.casefold())
+        del dataset, table
+    return frozenset(names)
+
+
+@lru_cache(maxsize=1)
+def name_gazetteer() -> frozenset[str]:
+    """The casefolded names a capitalised word is looked up in (names-dataset, cached on disk per version)."""
+    path = _cache_dir() / f"names-dataset-{importlib.metadata.version('names-dataset')}-top{NAMES_MAX_RANK}.txt"
+    try:
+        return frozenset(path.read_text(encoding="utf-8").split("\n")) - {""}
+    except OSError:
+        pass
+    names = _gazetteer_from_names_dataset()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False,
+                                         prefix=path.name, suffix=".tmp") as tmp:
+            tmp.write("\n".join(sorted(names)))
+        os.replace(tmp.name, path)
+    except OSError:
+        pass  # a read-only home: build it again next time
+    return names
+
+
+@lru_cache(maxsize=1)
+def _english_words() -> frozenset[str]:
+    """Lower-case English words (Webster's 2nd and GCIDE through `english-words`): a capitalised word at the start
+    of a sentence that is one of these ("Will", "Grace", "Sure") is a name only with more evidence."""
+    from english_words import get_english_words_set
+
+    return frozenset(w for w in get_english_words_set(["web2", "gcide"], lower=False, alpha=True) if w.islower())
+
+
+@lru_cache(maxsize=1)
+def _stop_words() -> frozenset[str]:
+    """spaCy's English stop words (lower case)."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return frozenset(STOP_WORDS)
+
+
+@lru_cache(maxsize=1)
+def _sentence_words() -> frozenset[str]:
+    return frozenset(_SENTENCE_WORDS | {w.capitalize() for w in _stop_words()})
+
+
+def _capitalised(word: str) -> bool:
+    return word[0].isupper() and not (len(word) > 1 and word.isupper())
+
+
+def _starts_sentence(text: str, start: int) -> bool:
+    i = start - 1
+    while i >= 0 and text[i] in " \t":
+        i -= 1
+    return i < 0 or text[i] in ".!?\n:;\"“‘([{*-–—"
+
+
+def _word_groups(text: str) -> list[list[re.Match[str]]]:
+    """Runs of capitalised words joined by single spaces (or name particles: "van der", "de la")."""
+    groups: list[list[re.Match[str]]] = []
+    current: list[re.Match[str]] = []
+    last_end = -1
+    for match in _WORD_RE.finditer(text):
+        word = match.group()
+        if _capitalised(word):
+            gap = text[last_end:match.start()] if current else ""
+            joined = current and (gap == " " or (gap.startswith(" ") and gap.endswith(" ")
+                                                 and all(p in _PARTICLES for p in gap.split())))
+            if not joined and current:
+                groups.append(current)
+                current = []
+            current.append(match)
+            last_end = match.end()
+        elif current and word in _PARTICLES and text[last_end:match.start()] == " ":
+            continue  # maybe "de" in "Maria de la Cruz": decided by the next word's gap
+        elif current:
+            groups.append(current)
+            current = []
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _bare(word: str) -> str:
+    return word[:-2] if word.endswith(("'s", "’s")) else word
+
+
+def _is_english(word: str, english: frozenset[str]) -> bool:
+    lower = word.lower()
+    return lower in english or ("-" in lower and all(part in english for part in lower.split("-") if part))
+
+
+def _is_gazetteer_name(word: str, gazetteer: frozenset[str]) -> bool:
+    """Whether names-dataset knows the word as a name; a double-barrelled one by each of its parts ("Costa-Lima"),
+    which also keeps out the dataset's noise such as "X-ray"."""
+    folded = _bare(word).casefold()
+    return all(p in gazetteer for p in folded.split("-")) if "-" in folded else folded in gazetteer
+
+
+def _name_runs(text: str) -> list[tuple[int, int]]:
+    """Person names found by what the words are, not by how the caller introduced them.
+
+    A capitalised word is a name when names-dataset knows it as a first or last name, unless it starts a sentence
+    and is also an ordinary English word ("Will you..."), or is part of an organisation's name ("Maple Street
+    Clinic"). Its capitalised neighbours join it ("Wei Mbeki"), and so does any word right after a title or a cue
+    ("Mr. Oyelaran", "the name is Kealoha")."""
+    gazetteer, english, sentence_words = name_gazetteer(), _english_words(), _sentence_words()
+    spans = []
+    for group in _word_groups(text):
+        words = [_bare(m.group()) for m in group]
+        if any(w in _ORG_WORDS for w in words):
+            continue  # a clinic, an insurer, a street
+        if _DETERMINER_BEFORE.search(text, max(0, group[0].start() - 8), group[0].start()):
+            continue  # "the Riverside", "your X-ray", "a Tylenol": a thing, not a person
+        run: list[re.Match[str]] = []
+        for i, match in enumerate(group + [None]):  # type: ignore[list-item]
+            word = words[i] if match is not None else ""
+            initial = match is not None and i == 0 and _starts_sentence(text, match.start())
+            stop = (match is None or word in _NEVER_NAME or word in _SENTENCE_WORDS
+                    or (word in sentence_words and (initial or not _is_gazetteer_name(word, gazetteer))))
+            if stop and match is not None and not run and word in _MONTH_NAMES and _NAME_CUE.search(
+                    text, max(0, match.start() - 60), match.start()):
+                stop = False  # "my daughter, April"
+            if not stop:
+                run.append(match)
+                continue
+            if run and (_is_name_run(text, run, gazetteer, english)
+                        or _second_of_last_first(text, run, spans, english)):
+                end = run[-1].end() - (len(run[-1].group()) - len(_bare(run[-1].group())))
+                spans.append((run[0].start(), end))
+            run = []
+    return spans
+
+
+def _is_name_run(text: str, run: list[re.Match[str]], gazetteer: frozenset[str], english: frozenset[str]) -> bool:
+    before = text[max(0, run[0].start() - 60):run[0].start()]
+    if _PATIENT_TITLE.search(before) or _NAME_CUE.search(before):
+        return True
+    first = _bare(run[0].group())
+    weak_cue = _WEAK_NAME_CUE.search(before) or _NAME_CUE_AFTER.match(text, run[-1].end())
+    if weak_cue and (not _is_english(first, english) or _is_gazetteer_name(first, gazetteer)):
+        return True
+    if _PLACE_BEFORE.search(before):
+        return False
+    for match in run:
+        word = _bare(match.group())
+        if not _is_gazetteer_name(word, gazetteer):
+            continue
+        initial = match.start() == run[0].start() and _starts_sentence(text, match.start())
+        if not initial or not _is_english(word, english) or len(run) > 1:
+            return True
+    return False
+
+
+def _second_of_last_first(text: str, run: list[re.Match[str]], found: list[tuple[int, int]],
+                          english: frozenset[str]) -> bool:
+    """"Jung, Seojun": the word after a name and a comma that ends its clause is the rest of that name."""
+    return (bool(found) and text[found[-1][1]:run[0].start()] == ", " and len(run) <= 2
+            and not _is_english(_bare(run[0].group()), english)
+            and re.match(r"\s*(?:[.,;:!?\n]|$)", text[run[-1].end():]) is not None)
+
+
+def _spelled_names(text: str) -> list[tuple[int, int]]:
+    """Names spelled out letter by letter: "R-I-V-E-R-A", "M A Y A"."""
+    out = []
+    for match in _SPELLED_RE.finditer(text):
+        letters = "".join(ch for ch in match.group() if ch.isalpha())
+        if len(letters) >= 3 and letters.upper() not in _NOT_SPELLED:
+            out.append(match.span())
+    return out
+
+
+def _plausible_phone(text: str, start: int, end: int) -> bool:
+    """Whether a number libphonenumber calls possible is a phone number here, not a date, an SSN or another id."""
+    value = text[start:end]
+    digits = sum(ch.isdigit() for ch in value)
+    if not 7 <= digits <= 15 or _DATE_RE.fullmatch(value) or _SSN_RE.fullmatch(value) or _TIME_RE.fullmatch(value):
+        return False
+    if value.isdigit() and digits < 10:
+        return False  # a bare short number is a phone only after a phone cue (see _phones)
+    if text[end:end + 1] in ("/", ":") or text[start - 1:start] in ("/", "$", "#"):
+        return False  # 148/92, $1240
+    before = text[max(0, start - 50):start]
+    cue = _PHONE_CUE.search(before)
+    other = [m for r in (_OTHER_ID_CUE, _MRN_CUE, _SSN_CUE) for m in r.finditer(before)
+             if not _PHONE_CUE.match(m.group())]
+    return not other or (cue is not None and cue.start() > max(m.start() for m in other))
+
+
+@lru_cache(maxsize=1)
+def _analyzer() -> Any:
+    """Presidio's AnalyzerEngine with its phone recogniser and ours for names; no spaCy model needed."""
+    from presidio_analyzer import AnalyzerEngine, LocalRecognizer, RecognizerRegistry, RecognizerResult
+    from presidio_analyzer.nlp_engine import NoOpNlpEngine
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    class NameRecognizer(LocalRecognizer):
+        def load(self) -> None:
+            name_gazetteer()
+
+        def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
+            spans = _name_runs(text) + _spelled_names(text)
+            return [RecognizerResult("PERSON", start, end, 0.85) for start, end in spans]
+
+    registry = RecognizerRegistry(supported_languages=["en"])
+    registry.add_recognizer(PhoneRecognizer(supported_regions=PHONE_REGIONS, leniency=0))  # 0: possible numbers
+    registry.add_recognizer(NameRecognizer(supported_entities=["PERSON"], name="GazetteerNameRecognizer"))
+    engine = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "no_op"}])
+    return AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=["en"])
+
+
+def _library_candidates(text: str, types: frozenset[str]) -> list[_Candidate]:
+    wanted = {"phone": "PHONE_NUMBER"} if sum(ch.isdigit() for ch in text) >= 7 else {}
+    wanted["name"] = "PERSON"
+    entities = [entity for kind, entity in wanted.items() if kind in types]
+    if not entities or not text.strip():
+        return []
+    out = []
+    for result in _analyzer().analyze(text, language="en", entities=entities, score_threshold=0.0):
+        if result.entity_type == "PHONE_NUMBER" and _plausible_phone(text, result.start, result.end):
+            out.append(_Candidate(result.start, result.end, "phone", 2))
+        elif result.entity_type == "PERSON":
+            out.append(_Candidate(result.start, result.end, "name", 2))
+    return out
 
 
 @dataclass(frozen=True)
@@ -358,18 +738,17 @@ def _shape(text: str, pattern: re.Pattern[str], kind: str, priority: int = 2) ->
 
 
 def _phones(text: str) -> list[_Candidate]:
-    out = _shape(text, _PHONE_RE, "phone")
-    out += [c for c in _shape(text, _INTL_PHONE_RE, "phone") if 8 <= len(re.sub(r"\D", "", text[c.start:c.end])) <= 15]
-    return out + _after_cue(text, _PHONE_CUE, _PHONE_VALUE, "phone", stop=_OTHER_ID_CUE)
+    """Numbers after a phone cue; every other phone number comes from Presidio's recogniser (_library_candidates)."""
+    return _after_cue(text, _PHONE_CUE, _PHONE_VALUE, "phone", stop=_OTHER_ID_CUE)
 
 
 def _emails(text: str) -> list[_Candidate]:
     out = _shape(text, _EMAIL_RE, "email")
-    for cue in _EMAIL_CUE.finditer(text):  # "maya dot rivera at mail dot com", only shortly after "e-mail"
-        for spoken in _SPOKEN_EMAIL.finditer(text, cue.end(), min(len(text), cue.end() + 120)):
-            if spoken.end() < len(text) and text[spoken.end()].isalnum():
-                continue
-            out.append(_Candidate(spoken.start(), spoken.end(), "email", 1))
+    for spoken in _SPOKEN_EMAIL.finditer(text):  # "maya dot rivera at mail dot com": " at ", a domain, " dot com"
+        if (spoken.end() < len(text) and text[spoken.end()].isalnum()) or \
+                re.split(r"[ ._-]", spoken.group().lower(), maxsplit=1)[0] in _stop_words():
+            continue  # "log in at portal dot clinic dot com" is a web address
+        out.append(_Candidate(spoken.start(), spoken.end(), "email", 1))
     return out
 
 
@@ -394,12 +773,21 @@ def _addresses(text: str) -> list[_Candidate]:
     return _shape(text, _ADDRESS_RE, "address")
 
 
-def _plausible_name(text: str, start: int, end: int) -> bool:
-    words = text[start:end].split()
-    if not words or any(w.strip(".,") in _NOT_NAME or w in _ORG_WORDS for w in words):
-        return False
+def _trim_name(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """A cue pattern's capture without the words that are not names ("It's Lihua" -> "Lihua"), or None when it
+    is part of an organisation's name or nothing is left."""
+    words = [m for m in _WORD_RE.finditer(text, start, end)]
+    if any(_bare(m.group()) in _ORG_WORDS for m in words):
+        return None
     following = re.match(r"(?: [A-Z][A-Za-z'-]*)+", text[end:end + 200])
-    return not (following and any(w in _ORG_WORDS for w in following.group().split()))
+    if following and any(w in _ORG_WORDS for w in following.group().split()):
+        return None
+    kept = [m for m in words if _bare(m.group()) not in _NOT_NAME and _bare(m.group()) not in _NEVER_NAME
+            and _bare(m.group()) not in _sentence_words()]
+    if not kept:
+        return None
+    last = kept[-1]
+    return kept[0].start(), last.end() - (len(last.group()) - len(_bare(last.group())))
 
 
 def _pattern_matches(text: str, compiled: _Compiled) -> list[_Candidate]:
@@ -409,8 +797,11 @@ def _pattern_matches(text: str, compiled: _Compiled) -> list[_Candidate]:
             start, end = match.span(1) if pattern.groups else match.span()
             if start < 0 or start == end:
                 continue
-            if kind == "name" and not _plausible_name(text, start, end):
-                continue
+            if kind == "name":
+                trimmed = _trim_name(text, start, end)
+                if trimmed is None:
+                    continue
+                start, end = trimmed
             out.append(_Candidate(start, end, kind, 1 if kind != "name" else 2))
     return out
 
@@ -418,12 +809,27 @@ def _pattern_matches(text: str, compiled: _Compiled) -> list[_Candidate]:
 _DETECTORS = {"phone": _phones, "email": _emails, "ssn": _ssns, "mrn": _mrns, "dob": _dobs, "address": _addresses}
 
 
-def _protected(text: str, keep_values: Iterable[str]) -> list[tuple[int, int]]:
-    """Spans never redacted: clinicians, times, ICD-10 codes, amounts, and the kept answer values."""
+def _protected(text: str, keep_values: Iterable[str], staff_words: Iterable[str] = ()) -> list[tuple[int, int]]:
+    """Spans never redacted: clinicians, times, ICD-10 codes, amounts, the kept answer values, and the words of
+    a clinician's name wherever they recur ("Okafor" after "Dr. Okafor")."""
     spans = [m.span() for pattern in (_STAFF_RE, _TIME_RE, _ICD10_RE, _AMOUNT_RE) for m in pattern.finditer(text)]
     for value in keep_values:
         spans += _occurrences(text, value, whole_word=False)
+    for word in staff_words:
+        spans += _occurrences(text, word)
     return spans
+
+
+def _staff_words(texts: Iterable[str], keep_values: Iterable[str]) -> set[str]:
+    """The name words of every clinician named with a title, and of the kept values that look like names."""
+    words = set()
+    for text in texts:
+        for match in _STAFF_RE.finditer(text):
+            words.update(w for w in _WORD_RE.findall(match.group()) if _capitalised(w) and w not in _NEVER_NAME)
+    for value in keep_values:
+        if _WORD_RE.search(value) and not any(ch.isdigit() for ch in value):
+            words.update(w for w in _WORD_RE.findall(value) if _capitalised(w) and w not in _NEVER_NAME)
+    return {_bare(w) for w in words if len(w) >= 2}
 
 
 def _word_char(ch: str) -> bool:
@@ -526,11 +932,13 @@ def _key(kind: str, text: str) -> str:
 def _trace_spans(texts: Sequence[str], rules: RedactionRules, keep_values: Sequence[str] = ()) -> list[list[PhiSpan]]:
     """PHI spans per text: detection in each text, then every recurrence of a found value across all of them."""
     compiled = _compile(rules)
-    protected = [_Taken(_protected(t, keep_values)) for t in texts]
+    staff = _staff_words(texts, keep_values) if "name" in compiled.types else set()
+    protected = [_Taken(_protected(t, keep_values, staff)) for t in texts]
     selected = []
     for text, blocked in zip(texts, protected, strict=True):
         candidates = [c for kind, detect in _DETECTORS.items() if kind in compiled.types for c in detect(text)]
         candidates += [c for c in _pattern_matches(text, compiled) if c.type in compiled.types]
+        candidates += _library_candidates(text, compiled.types)
         selected.append(_select(candidates, blocked))
     # Every found value (and, for a name, each of its parts) is looked for again everywhere in the trace.
     recurring: dict[str, tuple[str, str]] = {}  # surface text -> (type, key)
@@ -616,6 +1024,16 @@ def _text_slots(messages: list[dict[str, Any]]) -> list[tuple[Any, Any]]:
             if isinstance(function, dict) and isinstance(function.get("arguments"), str):
                 slots.append((function, "arguments"))
     return slots
+
+
+def find_phi_in_messages(messages: Sequence[Mapping[str, Any]],
+                         rules: RedactionRules) -> list[tuple[str, list[PhiSpan]]]:
+    """Each text of a trace (content, content parts, tool arguments) with the PHI spans `redact_messages` replaces."""
+    if not rules.enabled:
+        return []
+    copied = [copy.deepcopy(dict(m)) for m in messages]
+    texts = [container[key] for container, key in _text_slots(copied)]
+    return list(zip(texts, _trace_spans(texts, rules, _kept_values(copied, rules.keep_fields)), strict=True))
 
 
 def placeholder(kind: str, number: int) -> str:
