@@ -179,6 +179,8 @@ def main() -> None:
     parser.add_argument("--show", type=int, default=3, help="print this many wrong answers")
     parser.add_argument("--adapter", type=Path, default=None,
                         help="evaluate this trained adapter/ (same split and settings) instead of training one")
+    parser.add_argument("--also-free", action="store_true",
+                        help="with --constrained, also score the same adapter decoding freely (result 'student_free')")
     parser.add_argument("--constrained", action="store_true",
                         help="decode constrained by the task's decoding rules: its JSON schema, the codes each request "
                         "indicates, the dates and times it says (xgrammar)")
@@ -223,10 +225,11 @@ def main() -> None:
         schema = load_task_spec(default_task_spec_path()).decoding_rules.for_messages
 
     results: dict[str, Any] = {}
-    students = [("student", adapter_dir)] + ([("base", None)] if args.with_base else [])
-    for label, adapter in students:
+    students = [("student", adapter_dir, schema)] + ([("student_free", adapter_dir, None)] if args.also_free else []) \
+        + ([("base", None, schema)] if args.with_base else [])
+    for label, adapter, decoding in students:
         started = time.perf_counter()
-        student = LocalStudent(base_dir, adapter, settings, log=log, json_schema=schema)
+        student = LocalStudent(base_dir, adapter, settings, log=log, json_schema=decoding)
         load_s = time.perf_counter() - started
         started = time.perf_counter()
         completions = student.complete_batch([t["request"] for t in evaluation])
