@@ -35,10 +35,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from distill_pipeline.core.chat import ChatModel, Completion, TokenStream
+from distill_pipeline.core.decoding import DecodingRules
 from distill_pipeline.core.fields import CONFIDENCE_SIGNALS, FieldRules, RunningConfidence, confidence
 
 POLICY_KEYS = ("student", "student_endpoint", "teacher_model", "threshold", "teacher_only_intents", "report",
-               "created_at", "promoted", "signal", "field_rules", "decoding_schema")
+               "created_at", "promoted", "signal", "field_rules", "decoding")
 HISTORY_DIR = "history"
 
 
@@ -59,8 +60,8 @@ class RoutingPolicy:
     # what the confidence is read from (fields.CONFIDENCE_SIGNALS) and which fields are structured, as evaluated
     signal: str = "whole_answer"
     field_rules: dict[str, str] = field(default_factory=dict)
-    # the JSON schema the student's decoding was constrained to in the evaluation (None: unconstrained)
-    decoding_schema: dict[str, Any] | None = None
+    # what constrained the student's decoding in the evaluation (core/decoding.DecodingRules; None: nothing)
+    decoding: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # any other keys, kept as written
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,7 +76,7 @@ class RoutingPolicy:
             "promoted": self.promoted,
             "signal": self.signal,
             "field_rules": dict(self.field_rules),
-            "decoding_schema": self.decoding_schema,
+            "decoding": self.decoding,
             **self.extra,
         }
 
@@ -111,9 +112,12 @@ class RoutingPolicy:
             FieldRules(rules)
         except (ValueError, AttributeError, TypeError) as err:
             raise PolicyError(f"{source}: field_rules: {err}") from None
-        schema = data.get("decoding_schema")
-        if schema is not None and not isinstance(schema, dict):
-            raise PolicyError(f"{source}: decoding_schema must be a JSON schema object or null")
+        decoding = data.get("decoding")
+        if decoding is not None:
+            try:
+                DecodingRules.from_dict(decoding)
+            except (KeyError, TypeError, ValueError, AttributeError) as err:
+                raise PolicyError(f"{source}: decoding must be the report's decoding rules or null ({err!r})") from None
         return cls(
             student=data["student"],
             teacher_model=data["teacher_model"],
@@ -125,7 +129,7 @@ class RoutingPolicy:
             promoted=promoted,
             signal=signal,
             field_rules=dict(rules),
-            decoding_schema=schema,
+            decoding=decoding,
             extra={k: v for k, v in data.items() if k not in POLICY_KEYS},
         )
 
@@ -319,8 +323,7 @@ STUDENT_MAX_RETRIES = 0
 STUDENT_TIMEOUT_S = 30.0
 
 
-def _openai_model(model: str, base_url: str | None, *, student: bool,
-                  json_schema: dict[str, Any] | None = None) -> ChatModel:
+def _openai_model(model: str, base_url: str | None, *, student: bool, json_schema: Any = None) -> ChatModel:
     from openai import OpenAI
 
     from distill_pipeline.backends.chat_models import OpenAIChatModel
@@ -334,7 +337,7 @@ def _openai_model(model: str, base_url: str | None, *, student: bool,
 
 
 def _student_model(policy: RoutingPolicy) -> ChatModel:
-    schema = policy.decoding_schema
+    schema = DecodingRules.from_dict(policy.decoding).for_messages if policy.decoding else None
     if policy.student_endpoint:
         return _openai_model(policy.student, policy.student_endpoint, student=True, json_schema=schema)
     if Path(policy.student).is_dir():
@@ -342,8 +345,7 @@ def _student_model(policy: RoutingPolicy) -> ChatModel:
     return _openai_model(policy.student, None, student=True, json_schema=schema)
 
 
-def _local_student(reference: str, json_schema: dict[str, Any] | None = None, preset_name: str | None = None,
-                   ) -> ChatModel:
+def _local_student(reference: str, json_schema: Any = None, preset_name: str | None = None) -> ChatModel:
     """A student trained by the local LoRA trainer: its output directory (adapter/ + manifest.json) or adapter/."""
     path = Path(reference)
     adapter = path / "adapter" if (path / "adapter" / "adapter_config.json").is_file() else path

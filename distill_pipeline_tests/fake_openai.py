@@ -149,6 +149,9 @@ class LoggedRequest:
     # always starts after that answer: overlaps counted from these are never more than the client's.
     started: float = 0.0
     answered: float | None = None
+    # set once the fake has stopped sending its answer; cut_off: the client hung up in the middle of a stream
+    ended: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    cut_off: bool = False
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
@@ -766,6 +769,9 @@ class FakeOpenAI:
             handler.wfile.flush()
         except (BrokenPipeError, ConnectionResetError, OSError):
             handler.close_connection = True  # the client gave up (e.g. its timeout fired first)
+            entry.cut_off = reply.stream is not None
+        finally:
+            entry.ended.set()
 
     @staticmethod
     def _json_body(body: bytes) -> dict[str, Any]:

@@ -11,7 +11,7 @@ MESSAGES = [{"role": "system", "content": "Summarise the call as JSON."},
 
 
 def ticking_clock(*seconds: float):
-    """A clock that returns these readings in turn: start, first token, end."""
+    """A clock that returns these readings in turn: start, each chunk that brings a token, end."""
     readings = iter(seconds)
     return lambda: next(readings)
 
@@ -40,9 +40,10 @@ def test_streamed_completion_asks_for_logprobs_and_usage(fake: FakeOpenAI):
 
 
 def test_ttft_is_the_time_to_the_first_content_and_latency_to_the_end(fake: FakeOpenAI):
-    model = OpenAIChatModel(fake.client(), "student", clock=ticking_clock(10.0, 10.045, 10.3))
+    model = OpenAIChatModel(fake.client(), "student", clock=ticking_clock(10.0, 10.045, 10.2, 10.3))
     completion = model.complete(MESSAGES)
     assert completion.ttft_ms == pytest.approx(45)
+    assert completion.token_times_ms == pytest.approx([45, 200])  # when each token arrived
     assert completion.latency_ms == pytest.approx(300)
 
 

@@ -13,10 +13,10 @@ import hashlib
 import json
 import time
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import Any
 
-from distill_pipeline.core.chat import Completion, clamp_logprob
+from distill_pipeline.core.chat import Completion, TokenEvent, TokenStream, clamp_logprob
 from distill_pipeline.core.traces import TraceRow, message_text
 
 DEFAULT_MAX_TOKENS = 512
@@ -41,6 +41,7 @@ class OpenAIChatModel:
         top_logprobs: int = 3,
         extra_body: Mapping[str, Any] | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        json_schema: Mapping[str, Any] | Callable[[list[dict]], Mapping[str, Any]] | None = None,
     ):
         self.client = client
         self.model = model
@@ -49,6 +50,8 @@ class OpenAIChatModel:
         self.logprobs = logprobs
         self.top_logprobs = top_logprobs
         self.extra_body = dict(extra_body) if extra_body else None
+        # a schema, or one per request (core/decoding.DecodingRules.for_messages)
+        self.json_schema = json_schema
         self._clock = clock
 
     def __repr__(self) -> str:
@@ -68,25 +71,43 @@ class OpenAIChatModel:
         if self.logprobs:
             kwargs["logprobs"] = True
             kwargs["top_logprobs"] = self.top_logprobs
+        if self.json_schema:  # structured outputs: OpenAI, and vLLM's guided decoding, take the same field
+            schema = self.json_schema(messages) if callable(self.json_schema) else dict(self.json_schema)
+            kwargs["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
         if self.extra_body:
             kwargs["extra_body"] = self.extra_body
         return kwargs
 
     def complete(self, messages: list[dict]) -> Completion:
+        return self.stream(messages).drain()
+
+    def stream(self, messages: list[dict]) -> TokenStream:
+        """The answer token by token as the server streams it (one event per token with a logprob); closing
+        the stream drops the connection, which stops a vLLM or llama.cpp server generating."""
         start = self._clock()
-        stream = self.client.chat.completions.create(**self.request(messages))
-        return read_stream(stream, start=start, clock=self._clock, fallback_model=self.model)
+        chunks = self.client.chat.completions.create(**self.request(messages))
+        return TokenStream(stream_events(chunks, start=start, clock=self._clock, fallback_model=self.model))
 
 
 def read_stream(stream: Iterable[Any], *, start: float, clock: Callable[[], float] = time.perf_counter,
                 fallback_model: str = "") -> Completion:
-    """Collect a streamed chat completion: text, clamped token logprobs, usage, TTFT and latency.
+    """Collect a streamed chat completion: text, clamped token logprobs, usage, TTFT and latency."""
+    return TokenStream(stream_events(stream, start=start, clock=clock, fallback_model=fallback_model)).drain()
+
+
+def stream_events(stream: Iterable[Any], *, start: float, clock: Callable[[], float] = time.perf_counter,
+                  fallback_model: str = "") -> Generator[TokenEvent, None, Completion]:
+    """A streamed chat completion's tokens as they arrive (those with a logprob); returns the whole Completion.
 
     TTFT is the time to the first chunk that carries content (or a tool call), not
-    to the first chunk, which some servers send empty with only the role.
+    to the first chunk, which some servers send empty with only the role. Closing the
+    generator closes the HTTP stream.
     """
     parts: list[str] = []
     logprobs: list[float] = []
+    offsets: list[int] = []  # where each logprob's token starts in the text: its tokens' lengths summed
+    times: list[float] = []  # when each logprob's chunk arrived, ms since the request
+    emitted = 0
     ttft_ms: float | None = None
     prompt_tokens = completion_tokens = cached_tokens = 0
     usage_seen = False
@@ -105,12 +126,21 @@ def read_stream(stream: Iterable[Any], *, start: float, clock: Callable[[], floa
                 if choice.index != 0:
                     continue
                 delta = choice.delta
-                if delta is not None and (delta.content or delta.tool_calls) and ttft_ms is None:
-                    ttft_ms = (clock() - start) * 1000
+                tokens = choice.logprobs.content if choice.logprobs is not None else None
+                first = delta is not None and bool(delta.content or delta.tool_calls) and ttft_ms is None
+                # one clock reading per chunk that brings the first content or token logprobs
+                arrived = (clock() - start) * 1000 if first or tokens else None
+                if first:
+                    ttft_ms = arrived
                 if delta is not None and delta.content:
                     parts.append(delta.content)
-                if choice.logprobs is not None and choice.logprobs.content:
-                    logprobs.extend(clamp_logprob(token.logprob) for token in choice.logprobs.content)
+                if tokens and arrived is not None:
+                    for token in tokens:
+                        logprobs.append(clamp_logprob(token.logprob))
+                        offsets.append(emitted)
+                        times.append(arrived)
+                        yield TokenEvent(token.token or "", logprobs[-1], emitted, arrived)
+                        emitted += len(token.token or "")
     finally:
         close = getattr(stream, "close", None)
         if callable(close):
@@ -121,6 +151,8 @@ def read_stream(stream: Iterable[Any], *, start: float, clock: Callable[[], floa
     return Completion(
         text="".join(parts),
         token_logprobs=logprobs,
+        token_offsets=offsets,
+        token_times_ms=times,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         cached_tokens=cached_tokens,
