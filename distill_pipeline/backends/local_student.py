@@ -17,13 +17,14 @@ completion_tokens counts the same tokens, and text excludes the end-of-turn toke
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
 from distill_pipeline.backends.local_trainer import load_base, quiet_peft, render_chat, resolve_device_dtype
-from distill_pipeline.core.chat import Completion, clamp_logprob
+from distill_pipeline.core.chat import Completion, TokenEvent, TokenStream, clamp_logprob
 from distill_pipeline.core.presets import LoraSettings
 
 
@@ -32,7 +33,7 @@ class LocalStudent:
 
     def __init__(self, base_model_dir: Path, adapter_dir: Path | None, settings: LoraSettings,
                  name: str | None = None, log: Callable[[str], None] | None = None,
-                 json_schema: dict[str, Any] | None = None) -> None:
+                 json_schema: dict[str, Any] | Callable[[list[dict]], dict[str, Any]] | None = None) -> None:
         import torch
 
         self.base_model_dir = Path(base_model_dir)
@@ -55,9 +56,11 @@ class LocalStudent:
         self.model = model
         self.eos_ids = _eos_ids(self.tokenizer, model)
         self.name = name or _default_name(self.base_model_dir, self.adapter_dir)
-        # Decoding constrained to the answer's JSON schema (task's code set included): every answer parses and
-        # every code is one of the set. Compiled once; xgrammar masks the tokens the grammar does not allow.
-        self.grammar = _compile_grammar(self.tokenizer, model, json_schema) if json_schema is not None else None
+        # Decoding constrained to the answer's JSON schema, or to a schema per request (core/decoding.py: codes the
+        # request indicates, dates and times it says): xgrammar masks the tokens the grammar does not allow.
+        self.json_schema = json_schema
+        self._grammars: dict[str, Any] = {}  # compiled, by schema
+        self._grammar_info: Any = None
         self.load_s = time.perf_counter() - started
         torch.manual_seed(settings.seed)
 
@@ -73,7 +76,8 @@ class LocalStudent:
         started = time.perf_counter()
         for start in range(0, len(order), size):
             batch = order[start:start + size]
-            for i, completion in zip(batch, self._generate([prompts[i] for i in batch]), strict=True):
+            grammars = [self._grammar(conversations[i]) for i in batch] if self.json_schema is not None else None
+            for i, completion in zip(batch, self._generate([prompts[i] for i in batch], grammars), strict=True):
                 results[i] = completion
             done = start + len(batch)
             if self.log and len(order) > size:
@@ -82,7 +86,80 @@ class LocalStudent:
                          f"| ETA {elapsed / done * (len(order) - done):.0f} s")
         return [r for r in results if r is not None]
 
-    def _generate(self, prompts: list[str]) -> list[Completion]:
+    def _grammar(self, messages: list[dict]) -> Any:
+        schema = self.json_schema(messages) if callable(self.json_schema) else self.json_schema
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammars:  # a handful of distinct schemas: one per set of indicated codes and dates
+            if self._grammar_info is None:
+                self._grammar_info = _grammar_compiler(self.tokenizer, self.model)
+            self._grammars[key] = self._grammar_info.compile_json_schema(schema, any_whitespace=False,
+                                                                         separators=(",", ":"))
+        return self._grammars[key]
+
+    def stream(self, messages: list[dict]) -> TokenStream:
+        """One request, token by token as served: what the router reads and the evaluation times.
+
+        Greedy decoding with the KV cache, one token per forward pass, constrained like `complete` (the same
+        tokens, one request at a time). Each token's event comes as soon as its logits are ready; closing the
+        stream stops generating. ttft_ms and latency_ms are this request's own, tokenization included.
+        """
+        return TokenStream(self._stream(messages))
+
+    def _stream(self, messages: list[dict]) -> Generator[TokenEvent, None, Completion]:
+        import torch
+
+        started = time.perf_counter()
+        prompt = render_chat(self.tokenizer, messages, add_generation_prompt=True)
+        input_ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to(self.device)
+        matcher = bitmask = None
+        if self.json_schema is not None:
+            import xgrammar
+
+            grammar = self._grammar(messages)
+            matcher = xgrammar.GrammarMatcher(grammar)
+            bitmask = xgrammar.allocate_token_bitmask(1, grammar.tokenizer_info.vocab_size)
+        tokens: list[int] = []
+        logprobs: list[float] = []
+        offsets: list[int] = []
+        times: list[float] = []
+        answer: list[int] = []
+        text = ""  # the answer's text so far, up to its last whole character
+        step_input, cache = input_ids, None
+        cache_kwarg = _cache_kwarg(self.model)
+        for _ in range(self.settings.max_new_tokens):
+            with torch.inference_mode():  # per step: the caller runs between tokens, outside inference mode
+                output = self.model(input_ids=step_input, use_cache=True, logits_to_keep=1, **{cache_kwarg: cache})
+                cache = getattr(output, cache_kwarg)
+                scores = output.logits[:, -1, :].float()
+                if matcher is not None:
+                    matcher.fill_next_token_bitmask(bitmask)
+                    xgrammar.apply_token_bitmask_inplace(scores, bitmask.to(scores.device))
+                logp = torch.log_softmax(scores, dim=-1)
+                token = int(torch.argmax(logp, dim=-1)[0])
+                logprob = clamp_logprob(float(logp[0, token]))
+            ready = round((time.perf_counter() - started) * 1000, 2)
+            tokens.append(token)
+            logprobs.append(logprob)
+            times.append(ready)
+            offsets.append(len(text))
+            if token in self.eos_ids:
+                yield TokenEvent("", logprob, len(text), ready)
+                break
+            if matcher is not None:
+                matcher.accept_token(token)
+            answer.append(token)
+            decoded = self.tokenizer.decode(answer, skip_special_tokens=True)
+            piece = "" if decoded.endswith("\ufffd") else decoded[len(text):]  # half a character waits
+            text += piece
+            yield TokenEvent(piece, logprob, offsets[-1], ready)
+            step_input = torch.tensor([[token]], device=self.device)
+        final = self.tokenizer.decode(answer, skip_special_tokens=True)
+        return Completion(
+            text=final, token_logprobs=logprobs, token_offsets=[min(o, len(final)) for o in offsets],
+            token_times_ms=times, prompt_tokens=int(input_ids.shape[1]), completion_tokens=len(tokens),
+            ttft_ms=times[0] if times else 0.0, latency_ms=times[-1] if times else 0.0, model=self.name)
+
+    def _generate(self, prompts: list[str], grammars: list[Any] | None = None) -> list[Completion]:
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
@@ -92,10 +169,10 @@ class LocalStudent:
         attention_mask = encoded["attention_mask"].to(self.device)
         recorder = _StepRecorder()
         processors: list[Any] = []
-        if self.grammar is not None:
+        if grammars is not None:
             from xgrammar.contrib.hf import LogitsProcessor as GrammarProcessor
 
-            processors.append(GrammarProcessor(self.grammar))  # one per generate() call: it keeps per-row state
+            processors.append(GrammarProcessor(grammars))  # one per generate() call: it keeps per-row state
         processors.append(recorder)  # after the grammar, so the recorded logprobs are the constrained ones
         config = GenerationConfig(
             max_new_tokens=self.settings.max_new_tokens, do_sample=False, num_beams=1,
@@ -126,22 +203,29 @@ class LocalStudent:
                 prompt_tokens=int(attention_mask[row].sum()),
                 completion_tokens=count,
                 ttft_ms=round((recorder.times[0] - started) * 1000, 2) if recorder.times else 0.0,
+                token_times_ms=[round((t - started) * 1000, 2) for t in recorder.times[:count]],
                 latency_ms=round((finished - started) * 1000, 2),
                 model=self.name,
             ))
         return completions
 
 
-def _compile_grammar(tokenizer: Any, model: Any, json_schema: dict[str, Any]) -> Any:
+def _cache_kwarg(model: Any) -> str:
+    """The forward argument (and output field) of the KV cache: `cache` from transformers 5.x, before that
+    `past_key_values`."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _grammar_compiler(tokenizer: Any, model: Any) -> Any:
     try:
         import xgrammar
     except ImportError as err:  # pragma: no cover - xgrammar is in the [local] extra
         raise RuntimeError("constrained decoding needs xgrammar: pip install 'distill-pipeline[local]'") from err
     vocab_size = int(model.get_output_embeddings().weight.shape[0])  # may exceed len(tokenizer): padding rows
     info = xgrammar.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size)
-    # compact JSON (no spaces), in the schema's key order: the form the teacher's answers take
-    return xgrammar.GrammarCompiler(info).compile_json_schema(json_schema, any_whitespace=False,
-                                                             separators=(",", ":"))
+    return xgrammar.GrammarCompiler(info)  # compact JSON, in the schema's key order: as the teacher writes
 
 
 def _token_offsets(tokenizer: Any, tokens: list[int], eos_ids: set[int], text_length: int) -> list[int]:
