@@ -54,6 +54,17 @@ def pipeline_run(tmp_path_factory):
         yield Path(pipeline.storage_root), result, resources, instance
 
 
+def test_the_student_is_exported_merged_for_serving_engines(pipeline_run):
+    root, result, *_ = pipeline_run
+    student = json.loads((root / "student_model" / "student.json").read_text())
+    merged = Path(student["merged"])
+    assert merged.parent == Path(student["student"]).parent and merged.name == "merged"
+    assert (merged / "config.json").is_file() and list(merged.glob("*.safetensors"))
+    assert (merged / "tokenizer.json").is_file() and not (merged / "adapter_config.json").exists()
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("student_model")]
+    assert event.materialization.metadata["merged_model"].value == str(merged)
+
+
 def test_the_pipeline_writes_a_routing_policy_and_a_model_card(pipeline_run):
     root, result, *_ = pipeline_run
     policy = json.loads((root / "routing_policy" / "current.json").read_text())
@@ -71,8 +82,12 @@ def test_the_eval_report_carries_the_contract_metadata(pipeline_run):
     metadata = event.materialization.metadata
     for key in ("base_score", "student_score", "teacher_score", "routed_score", "recommended_threshold",
                 "teacher_share", "student_ttft_p50_ms", "teacher_ttft_p50_ms", "student_cost_per_call",
-                "teacher_cost_per_call"):
+                "teacher_cost_per_call", "student_ttft_single_p50_ms", "student_ttft_single_p95_ms",
+                "routed_ttft_p50_ms", "ttft_ratio", "cost_ratio"):
         assert key in metadata
+    # the student timed one request at a time, streaming: a figure, and below the batch's wait for a first token
+    assert 0 < metadata["student_ttft_single_p50_ms"].value <= metadata["student_ttft_single_p95_ms"].value
+    assert "plot/ttft_served" in metadata
     assert metadata["teacher_score"].value == pytest.approx(1.0)
     # the UI shows rounded figures; report.json keeps full precision
     report = json.loads((pipeline_run[0] / "student_eval_report" / "report.json").read_text())

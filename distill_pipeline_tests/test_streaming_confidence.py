@@ -160,3 +160,62 @@ def test_a_served_call_reads_its_steps_from_the_streamed_completion():
     served = ServedCall.of("book_follow_up", completion, teacher_ttft_ms=400.0, rules=RULES)
     assert served.confidence == -1.5 and served.steps == ((-1.5, 50.0),)
     assert routed_ttft_ms(served, -1.0) == (450.0, True)
+
+
+def test_the_sweep_charges_a_fallback_the_deciding_token_not_the_whole_student_answer():
+    from distill_pipeline.core.evaluation import ExampleRecord, routing_sweep
+
+    def record(steps: dict) -> ExampleRecord:
+        return ExampleRecord(example_id="ex", intent="book_follow_up", student_score=0.0, teacher_score=1.0,
+                             student_min_logprob=-3.0, student_confidence=-3.0, student_ttft_ms=20.0,
+                             student_latency_ms=2000.0, teacher_ttft_ms=500.0, teacher_latency_ms=900.0,
+                             student_cost=0.0, teacher_cost=0.01, student_confidence_steps=steps)
+
+    timed = record({"structured_fields": ((-0.1, 20.0), (-3.0, 60.0)), "whole_answer": ((-3.0, 20.0),)})
+    [row] = routing_sweep([timed], [-1.0], signal="structured_fields")
+    assert row.teacher_share == 1.0 and row.blended_ttft_p50_ms == 560.0
+    [row] = routing_sweep([timed], [-1.0], signal="whole_answer")
+    assert row.blended_ttft_p50_ms == 520.0
+    [row] = routing_sweep([record({})], [-1.0])  # not timed token by token: the whole answer, then the teacher
+    assert row.blended_ttft_p50_ms == 2500.0
+
+
+def test_the_served_summary_reads_the_reports_threshold_signal_and_teacher():
+    from distill_pipeline.core.latency import served_summary
+
+    text = '{"intent":"x","soap":"y"}'
+    unsure_note = Completion(text=text, token_logprobs=[-0.1, -0.2, -4.0, -0.1], token_offsets=[0, 10, 14, 25],
+                             token_times_ms=[30.0, 40.0, 50.0, 60.0], ttft_ms=30.0, latency_ms=60.0)
+    summary = {"recommended_threshold": -1.0, "routing_signal": "structured_fields", "teacher_ttft_p50_ms": 600.0,
+               "cost_ratio": 0.05, "teacher_only_intents": []}
+    served = served_summary(summary, [("book_follow_up", unsure_note, 500.0)], RULES)
+    assert served["routed_ttft_p50_ms"] == 30.0  # the doubtful token is in the note: the student answers
+    served = served_summary({**summary, "routing_signal": "whole_answer"}, [("x", unsure_note, 500.0)], RULES)
+    assert served["routed_ttft_p50_ms"] == 550.0 and served["ttft_ratio"] == pytest.approx(0.05)
+
+
+def served_report() -> dict:
+    return {"student_ttft_single_p50_ms": 42.0, "student_ttft_single_p95_ms": 61.0, "teacher_ttft_p50_ms": 588.0,
+            "routed_ttft_p50_ms": 45.0, "routed_ttft_p95_ms": 700.0, "routed_fallback_ttft_p50_ms": 650.0,
+            "ttft_ratio": 42.0 / 588.0, "cost_ratio": 0.031, "student_ttft_p50_ms": 6045.0,
+            "served": {"requests": 20, "to_teacher": 3},
+            "latency": {"teacher_ttft_ms": {"p50": 588.0, "p95": 900.0}}}
+
+
+def test_the_report_puts_the_served_student_beside_the_teacher_with_both_ratios():
+    from distill_pipeline.core.report import render_markdown
+
+    markdown = render_markdown(served_report())
+    assert "| student alone | n/a | 42 ms |" in markdown  # the headline's TTFT is one request's, not the batch's
+    assert "student p50 **42 ms** (p95 61 ms), teacher p50 **588 ms**" in markdown
+    assert "**0.07x** the teacher's, at **3.1%** of its cost per call" in markdown
+    assert "Routed with early fallback: TTFT p50 **45 ms**" in markdown and "3 of 20 sent to the teacher" in markdown
+    assert "| time to first token, batched (throughput) |" in markdown
+
+
+def test_the_served_ttft_plot_is_written_beside_the_others(tmp_path):
+    from distill_pipeline.backends.plots import write_report_plots
+
+    plots = write_report_plots(served_report(), [6045.0], [588.0], tmp_path)
+    assert plots["ttft_served"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "ttft_served" not in write_report_plots({}, [6045.0], [588.0], tmp_path / "batch-only")

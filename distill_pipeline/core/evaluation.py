@@ -7,9 +7,11 @@ How the routed system is costed (the router in `distill_pipeline.routing`):
 - a call of a teacher-only intent goes straight to the teacher: teacher cost and
   teacher TTFT only;
 - any other call runs the student first, with logprobs. Below the threshold it
-  is sent on to the teacher, so it pays both models, and its first token arrives
-  only after the student's whole answer (the minimum logprob needs every token)
-  plus the teacher's TTFT.
+  is sent on to the teacher, so it pays both models. The router streams the
+  student and stops it at the token that takes its running confidence below the
+  threshold, so the call's first token arrives after that deciding token plus the
+  teacher's TTFT (after the student's whole answer when it was not timed token by
+  token, or when only the whole answer decides).
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from distill_pipeline.core.fields import (
     all_structured_right,
     auroc,
     confidence,
+    confidence_steps,
     field_scores,
+    stop_ms,
 )
 from distill_pipeline.core.fields import answer_score as fields_mean
 from distill_pipeline.core.graders import Grader, LlmJudgeGrader, Verdict, grade_trace, passes
@@ -85,6 +89,8 @@ class ExampleRecord:
     teacher_structured_accuracy: float | None = None
     student_answer: str = ""
     teacher_answer: str = ""
+    # per confidence signal, fields.confidence_steps of the student's answer: when a streaming router stops it
+    student_confidence_steps: dict[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
 
     @property
     def confidence(self) -> float:
@@ -256,6 +262,10 @@ def build_record(
         teacher_prompt_tokens=teacher.prompt_tokens,
         teacher_completion_tokens=teacher.completion_tokens,
         student_confidence=confidence(student.text, student.token_logprobs, student.token_offsets, rules),
+        student_confidence_steps={signal: tuple(confidence_steps(student.text, student.token_logprobs,
+                                                                 student.token_offsets, student.token_times_ms,
+                                                                 rules, signal))
+                                  for signal in CONFIDENCE_SIGNALS},
         student_fields=student_fields,
         teacher_fields=teacher_fields,
         base_fields=base_fields,
@@ -317,7 +327,8 @@ def _routed_call(record: ExampleRecord, threshold: float, teacher_only: set[str]
         return _Call(True, record.teacher_score, record.teacher_cost, record.teacher_ttft_ms,
                      record.teacher_structured_accuracy, record.teacher_structured_right)
     if record.confidence_for(signal) < threshold:
-        ttft = record.student_latency_ms + record.teacher_ttft_ms
+        stopped = stop_ms(record.student_confidence_steps.get(signal, ()), threshold)  # early fallback
+        ttft = (record.student_latency_ms if stopped is None else stopped) + record.teacher_ttft_ms
         return _Call(True, record.teacher_score, record.student_cost + record.teacher_cost, ttft,
                      record.teacher_structured_accuracy, record.teacher_structured_right)
     return _Call(False, record.student_score, record.student_cost, record.student_ttft_ms,

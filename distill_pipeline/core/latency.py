@@ -91,8 +91,12 @@ def served_latency(calls: Sequence[ServedCall], threshold: float | None, teacher
     }
 
 
-def served_summary(summary: Mapping[str, Any], calls: Sequence[ServedCall]) -> dict[str, Any]:
-    """`served_latency` at the summary's recommended threshold, ratios against its teacher and costs."""
-    return served_latency(calls, summary.get("recommended_threshold"), summary.get("teacher_only_intents") or (),
+def served_summary(summary: Mapping[str, Any], calls: Sequence[tuple[str, Completion, float]], rules: FieldRules,
+                   ) -> dict[str, Any]:
+    """`served_latency` for (intent, student's streamed answer, teacher's recorded TTFT) per request, at the
+    summary's recommended threshold and routing signal; ratios against its teacher p50 and costs."""
+    signal = summary.get("routing_signal") or "structured_fields"
+    served = [ServedCall.of(intent, student, teacher_ttft, rules, signal) for intent, student, teacher_ttft in calls]
+    return served_latency(served, summary.get("recommended_threshold"), summary.get("teacher_only_intents") or (),
                           teacher_ttft_p50_ms=summary.get("teacher_ttft_p50_ms"),
                           cost_ratio=summary.get("cost_ratio"))

@@ -75,13 +75,14 @@ def render_markdown(summary: Mapping[str, Any], gate_result: GateResult | Mappin
                     else "routed (no threshold qualifies)")
     out += _table(["system", "task score", "TTFT p50", "cost per call"], [
         ["base model", _score(summary.get("base_score")), "", ""],
-        ["student alone", _score(summary.get("student_score")), _ms(summary.get("student_ttft_p50_ms")),
+        ["student alone", _score(summary.get("student_score")), _ms(_served_ttft(summary)),
          _usd(summary.get("student_cost_per_call"))],
         ["teacher", _score(summary.get("teacher_score")), _ms(summary.get("teacher_ttft_p50_ms")),
          _usd(summary.get("teacher_cost_per_call"))],
         [routed_label, _score(summary.get("routed_score")), _ms(summary.get("routed_ttft_p50_ms")),
          _usd(summary.get("routed_cost_per_call"))],
     ])
+    out += [""] + _served_headline(summary)
     out += ["", f"Recommended threshold: **{'none' if threshold is None else f'{threshold:g}'}** "
             f"(a student answer whose confidence is below it goes to the teacher)."]
     out += [f"Student hallucination rate: **{_pct(summary.get('student_hallucination_rate'))}** of student answers "
@@ -118,16 +119,26 @@ def render_markdown(summary: Mapping[str, Any], gate_result: GateResult | Mappin
         sweep_rows.append([f"{row['threshold']:g}{mark}", _pct(row["teacher_share"]), _score(row["blended_score"]),
                            _usd(row["blended_cost_per_call"]), _ms(row["blended_ttft_p50_ms"])])
     out += _table(["threshold", "to teacher", "blended score", "cost per call", "TTFT p50"], sweep_rows)
-    out += ["", "A routed call pays the student and then the teacher, and its first token waits for the student's "
-            "whole answer (the minimum logprob needs every token) plus the teacher's TTFT.", ""]
+    out += ["", "A routed call sent on pays the student and then the teacher. The router streams the student and "
+            "stops it at the token that takes its confidence below the threshold, so the call's first token waits "
+            "for that token plus the teacher's TTFT (the sweep's TTFT uses the batched evaluation's token times, "
+            "slower than one request at a time).", ""]
 
     out += ["## Latency and cost", ""]
     latency = summary.get("latency") or {}
-    out += _table(["", "student p50", "student p95", "teacher p50", "teacher p95"], [
-        ["time to first token", _ms(latency.get("student_ttft_ms", {}).get("p50")),
+    single = [
+        ["time to first token, one request at a time", _ms(summary.get("student_ttft_single_p50_ms")),
+         _ms(summary.get("student_ttft_single_p95_ms")), _ms(latency.get("teacher_ttft_ms", {}).get("p50")),
+         _ms(latency.get("teacher_ttft_ms", {}).get("p95"))],
+        ["whole answer, one request at a time", _ms(summary.get("student_latency_single_p50_ms")),
+         _ms(summary.get("student_latency_single_p95_ms")), _ms(latency.get("teacher_latency_ms", {}).get("p50")),
+         _ms(latency.get("teacher_latency_ms", {}).get("p95"))],
+    ] if summary.get("student_ttft_single_p50_ms") is not None else []
+    out += _table(["", "student p50", "student p95", "teacher p50", "teacher p95"], single + [
+        ["time to first token, batched (throughput)", _ms(latency.get("student_ttft_ms", {}).get("p50")),
          _ms(latency.get("student_ttft_ms", {}).get("p95")), _ms(latency.get("teacher_ttft_ms", {}).get("p50")),
          _ms(latency.get("teacher_ttft_ms", {}).get("p95"))],
-        ["whole answer", _ms(latency.get("student_latency_ms", {}).get("p50")),
+        ["whole answer, batched (throughput)", _ms(latency.get("student_latency_ms", {}).get("p50")),
          _ms(latency.get("student_latency_ms", {}).get("p95")), _ms(latency.get("teacher_latency_ms", {}).get("p50")),
          _ms(latency.get("teacher_latency_ms", {}).get("p95"))],
     ])
@@ -156,6 +167,33 @@ def render_markdown(summary: Mapping[str, Any], gate_result: GateResult | Mappin
         if gate["reasons"]:
             out += ["Why it failed:", ""] + [f"- {reason}" for reason in gate["reasons"]] + [""]
     return "\n".join(out)
+
+
+def _served_ttft(summary: Mapping[str, Any]) -> Any:
+    """The student's TTFT as a caller waits for it: one request at a time when measured, else the batch's."""
+    single = summary.get("student_ttft_single_p50_ms")
+    return single if single is not None else summary.get("student_ttft_p50_ms")
+
+
+def _served_headline(summary: Mapping[str, Any]) -> list[str]:
+    """The latency a voice agent sees, and what the student costs, against the teacher."""
+    served = summary.get("served") or {}
+    if summary.get("student_ttft_single_p50_ms") is None:
+        return ["The student's TTFT above is the batched evaluation's (throughput, not what one caller waits for)."]
+    ratio, cost = summary.get("ttft_ratio"), summary.get("cost_ratio")
+    lines = [f"Time to first token as served (the student one request at a time, streaming, after a warm-up; "
+             f"{served.get('requests', 0)} held-out requests): student p50 "
+             f"**{_ms(summary.get('student_ttft_single_p50_ms'))}** (p95 "
+             f"{_ms(summary.get('student_ttft_single_p95_ms'))}), teacher p50 "
+             f"**{_ms(summary.get('teacher_ttft_p50_ms'))}**"
+             + (f": the student's TTFT is **{ratio:.2f}x** the teacher's" if ratio is not None else "")
+             + (f", at **{cost:.1%}** of its cost per call." if cost is not None else ".")]
+    if summary.get("routed_ttft_p50_ms") is not None:
+        lines.append(f"Routed with early fallback: TTFT p50 **{_ms(summary.get('routed_ttft_p50_ms'))}** (p95 "
+                     f"{_ms(summary.get('routed_ttft_p95_ms'))}; {served.get('to_teacher', 0)} of "
+                     f"{served.get('requests', 0)} sent to the teacher, whose first token follows the student's "
+                     f"deciding token: p50 {_ms(summary.get('routed_fallback_ttft_p50_ms'))} on those calls).")
+    return lines
 
 
 def _field_sections(summary: Mapping[str, Any]) -> list[str]:

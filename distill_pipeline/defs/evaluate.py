@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from distill_pipeline.backends.serving import time_single_requests
 from distill_pipeline.backends.storage import atomic_write_bytes, atomic_write_json
 from distill_pipeline.core.chat import Completion
 from distill_pipeline.core.evaluation import (
@@ -18,6 +19,7 @@ from distill_pipeline.core.evaluation import (
 )
 from distill_pipeline.core.general import check_answer
 from distill_pipeline.core.graders import build_graders
+from distill_pipeline.core.latency import served_summary
 from distill_pipeline.core.presets import preset
 from distill_pipeline.core.report import readable, render_markdown
 from distill_pipeline.defs.mix import read_chat_lines, read_general
@@ -27,9 +29,13 @@ from distill_pipeline.defs.train import png_markdown, read_student
 # How many held-out examples each preset evaluates: (domain, base model, general). None: all. The base model
 # scores near 0 on the task, so a few requests establish that; cpu is sized so `make demo` fits its 8 minutes.
 EVAL_SIZES = {"tiny": (8, 4, 4), "cpu": (60, 8, 12), "gpu": (None, 100, 100)}
+# How many held-out requests the student answers again one at a time, streaming, to time it as served.
+SINGLE_REQUESTS = {"tiny": 3, "cpu": 20, "gpu": 50}
 HEADLINE_KEYS = ("base_score", "student_score", "teacher_score", "routed_score", "recommended_threshold",
                  "teacher_share", "student_ttft_p50_ms", "teacher_ttft_p50_ms", "student_cost_per_call",
-                 "teacher_cost_per_call", "all_structured_right", "routing_auroc", "champion_score")
+                 "teacher_cost_per_call", "all_structured_right", "routing_auroc", "champion_score",
+                 "student_ttft_single_p50_ms", "student_ttft_single_p95_ms", "routed_ttft_p50_ms", "ttft_ratio",
+                 "cost_ratio")
 
 
 class EvalConfig(dg.Config):
@@ -44,6 +50,7 @@ class EvalConfig(dg.Config):
     structured_ratio: float = 0.99  # routed structured-field accuracy must reach this share of the teacher's
     # decode the local student constrained by the task's JSON schema and code set (the Router does the same)
     constrained_decoding: bool = True
+    single_requests: int | None = None  # requests timed one at a time (streaming, after a warm-up); None: preset's
 
 
 def gate_config(config: EvalConfig) -> GateConfig:
@@ -132,6 +139,9 @@ def student_eval_report(context: dg.AssetExecutionContext, config: EvalConfig, p
     student = models.student()
     student_answers = answer_all(student, requests, context.log.info, "student")
     general_student = answer_all(student, [g.request_messages for g in general], context.log.info, "student/general")
+    n_single = min(config.single_requests or SINGLE_REQUESTS[pipeline.preset], len(requests))
+    single = time_single_requests(student, requests[:n_single], warmup=requests[n_single:n_single + 1] or requests[:1],
+                                  log=context.log.info)  # as the router serves it: the latency a caller feels
     del student
     base = models.base()
     base_answers = answer_all(base, requests[:n_base], context.log.info, "base") if base else []
@@ -160,6 +170,8 @@ def student_eval_report(context: dg.AssetExecutionContext, config: EvalConfig, p
                         rare_intent_share=task.rare_intent_share, tolerance=config.tolerance,
                         general_scores=general_scores if general_base else (), rules=task.field_rules,
                         structured_ratio=config.structured_ratio, champion=champion)
+    summary.update(served_summary(summary, [(t.intent, s, r.ttft_ms) for t, s, r in
+                                            zip(holdout, single, teacher_answers, strict=False)], task.field_rules))
     verdict = gate(summary, gate_config(config))
     out = layout.asset_dir("student_eval_report")
     markdown = render_markdown(summary, verdict)
