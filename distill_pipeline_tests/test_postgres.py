@@ -257,7 +257,7 @@ def test_the_kubernetes_manifests_are_valid_objects():
             k8s_model(kind, doc)
     (deployment, _) = yaml.safe_load_all((DEPLOY / "vllm" / "vllm-student.yaml").read_text())
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "--enable-lora" in args and args[args.index("--lora-modules") + 1].startswith("student=")
+    assert args[0].endswith("/merged") and args[args.index("--served-model-name") + 1] == "student"
 
 
 def _student_endpoint():
@@ -276,10 +276,14 @@ def test_the_vllm_helper_serves_the_adapter_and_points_the_policy_at_it(tmp_path
     (adapter / "adapter_config.json").write_text(json.dumps({"r": 16, "layers_to_transform": None}))
     (tmp_path / "student_model" / "student.json").write_text(json.dumps(
         {"trainer": "local", "student": str(adapter), "base_model_dir": "/models/llama-8b", "preset": "gpu"}))
-    command = helper.vllm_command(helper.current_student(tmp_path))
+    command = helper.vllm_command(helper.current_student(tmp_path))  # no merged export: the adapter on its base
     assert command[:3] == ["vllm", "serve", "/models/llama-8b"] and "--enable-lora" in command
     assert command[command.index("--lora-modules") + 1] == f"student={adapter}"
     assert command[command.index("--max-lora-rank") + 1] == "16"
+    merged = {**helper.current_student(tmp_path), "merged": str(adapter.parent / "merged")}
+    assert helper.vllm_command(merged) == ["vllm", "serve", str(adapter.parent / "merged"), "--served-model-name",
+                                           "student", "--max-logprobs", "20", "--port", "8000"]
+    assert "--enable-lora" in helper.vllm_command(merged, adapter=True)
 
     policy_path = tmp_path / "routing_policy" / "current.json"
     write_policy(policy_path, {"student": str(adapter), "teacher_model": "gpt-4o", "threshold": -0.5,

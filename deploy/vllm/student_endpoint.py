@@ -1,8 +1,10 @@
 """Serve the current student with vLLM, and point the routing policy at it.
 
-    python deploy/vllm/student_endpoint.py command [--base-model DIR_OR_ID] [--port 8000]
-        prints the `vllm serve` command for the student that student_model wrote: its base model
-        and its LoRA adapter, served under the name "student"
+    python deploy/vllm/student_endpoint.py command [--adapter] [--base-model DIR_OR_ID] [--port 8000]
+        prints the `vllm serve` command for the student that student_model wrote, served under the name
+        "student": its merged checkpoint (<student dir>/merged/, the adapter merged into the base weights:
+        a plain model folder, no LoRA support needed), or with --adapter (or when no merged checkpoint
+        was exported) its base model with the LoRA adapter, to serve several students on one base
     python deploy/vllm/student_endpoint.py point --endpoint http://vllm-student.dagster:8000/v1
         rewrites <storage root>/routing_policy/current.json so the router calls model "student" on that
         endpoint; the policy it replaces stays in routing_policy/history/, and the new one names the adapter
@@ -37,7 +39,14 @@ def current_student(root: Path) -> dict:
     return student
 
 
-def vllm_command(student: dict, base_model: str | None = None, port: int = 8000) -> list[str]:
+def vllm_command(student: dict, base_model: str | None = None, port: int = 8000, adapter: bool = False) -> list[str]:
+    if student.get("merged") and not adapter and base_model is None:
+        return ["vllm", "serve", student["merged"], "--served-model-name", SERVED_NAME,
+                "--max-logprobs", "20", "--port", str(port)]
+    return lora_command(student, base_model, port)
+
+
+def lora_command(student: dict, base_model: str | None = None, port: int = 8000) -> list[str]:
     adapter = Path(student["student"])
     config = json.loads((adapter / "adapter_config.json").read_text())
     if config.get("layers_to_transform"):
@@ -66,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storage-root", default=settings.storage_root())
     sub = parser.add_subparsers(dest="action", required=True)
     command = sub.add_parser("command", help="print the vllm serve command for the current student")
-    command.add_argument("--base-model", help="the base model vLLM loads (default: the one the adapter was trained on)")
+    command.add_argument("--adapter", action="store_true",
+                         help="serve the base model with the LoRA adapter rather than the merged checkpoint")
+    command.add_argument("--base-model", help="with the adapter: the base model vLLM loads (default: the one the "
+                         "adapter was trained on)")
     command.add_argument("--port", type=int, default=8000)
     point = sub.add_parser("point", help="point the routing policy at a vLLM endpoint")
     point.add_argument("--endpoint", required=True, help="base URL of the OpenAI-compatible server, ending in /v1")
@@ -74,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = Path(args.storage_root)
     if args.action == "command":
-        print(shlex.join(vllm_command(current_student(root), args.base_model, args.port)))
+        print(shlex.join(vllm_command(current_student(root), args.base_model, args.port, adapter=args.adapter)))
     else:
         history = point_policy(root, args.endpoint, args.name)
         print(f"{root / 'routing_policy' / 'current.json'} now routes the student to {args.endpoint} "

@@ -26,6 +26,12 @@ def job_key(trainer: str, train_sha: str, validation_sha: str, hyperparameters: 
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+class StudentModelConfig(dg.Config):
+    # Also write the adapter merged into the base weights as a plain checkpoint (<student dir>/merged/): what
+    # vLLM, llama.cpp's converter or transformers alone load. A few seconds and the base model's size on disk.
+    export_merged: bool = True
+
+
 def png_markdown(path: Path, title: str) -> dg.MetadataValue:
     """A PNG inlined in markdown, so the UI shows the picture itself."""
     data = base64.b64encode(path.read_bytes()).decode()
@@ -88,7 +94,7 @@ def fine_tune_job(context: dg.AssetExecutionContext, config: FineTuneConfig, pip
     description="The finished student: a LoRA adapter directory (local) or an ft: model id (OpenAI), with the "
     "training manifest (base model hash, hyperparameters, file hashes, loss curve, tokens/s, wall time, memory).",
 )
-def student_model(context: dg.AssetExecutionContext, pipeline: PipelineSettings,
+def student_model(context: dg.AssetExecutionContext, config: StudentModelConfig, pipeline: PipelineSettings,
                   openai: OpenAIResource) -> dg.MaterializeResult:
     job = read_job(pipeline)
     if job["trainer"] == "openai":
@@ -102,10 +108,11 @@ def student_model(context: dg.AssetExecutionContext, pipeline: PipelineSettings,
             "student": student["student"], "trainer": "openai", "job_id": job["job_id"],
             "trained_tokens": result.get("trained_tokens") or 0,
         }, data_version=dg.DataVersion(student["student"]))
-    return _train_local(context, pipeline, job)
+    return _train_local(context, pipeline, job, export_merged=config.export_merged)
 
 
-def _train_local(context: dg.AssetExecutionContext, pipeline: PipelineSettings, job: dict) -> dg.MaterializeResult:
+def _train_local(context: dg.AssetExecutionContext, pipeline: PipelineSettings, job: dict,
+                 export_merged: bool = True) -> dg.MaterializeResult:
     from distill_pipeline.backends.local_trainer import resolve_base_model, train_lora
     from distill_pipeline.core.presets import LoraSettings
 
@@ -122,8 +129,10 @@ def _train_local(context: dg.AssetExecutionContext, pipeline: PipelineSettings, 
     else:
         manifest = train_lora(Path(job["train_path"]), Path(job["validation_path"]), settings, base_dir, out_dir,
                               log=context.log.info, field_rules=pipeline.load_task().field_rules)
+    merged = _merged_checkpoint(out_dir, base_dir, settings, context.log.info) if export_merged else None
     student = {"trainer": "local", "student": str(out_dir / "adapter"), "base_model_dir": str(base_dir),
-               "job_id": job["job_id"], "key": job["key"], "preset": job["preset"]}
+               "job_id": job["job_id"], "key": job["key"], "preset": job["preset"],
+               "merged": merged["path"] if merged else None}
     atomic_write_json(layout.asset_dir("student_model") / "student.json", student)
     metadata = {
         "student": student["student"],
@@ -135,10 +144,25 @@ def _train_local(context: dg.AssetExecutionContext, pipeline: PipelineSettings, 
         "manifest": dg.MetadataValue.json({k: v for k, v in manifest.items() if k not in ("loss_curve",)}),
     }
     metadata.update(TrainingFigures.from_manifest(manifest).to_dict())
+    if merged:
+        metadata.update({"merged_model": merged["path"], "merged_dtype": merged["dtype"],
+                         "merged_weights_sha256": dg.MetadataValue.json(merged["weights_sha256"])})
     curve = out_dir / "loss_curve.png"
     if curve.exists():
         metadata["loss_curve"] = png_markdown(curve, "loss curve")
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(job["key"]))
+
+
+def _merged_checkpoint(out_dir: Path, base_dir: Path, settings, log) -> dict:
+    """The adapter merged into the base weights in <out_dir>/merged (exported once; its record in merged.json)."""
+    record_path = out_dir / "merged.json"
+    if record_path.exists() and (out_dir / "merged" / "config.json").is_file():
+        return json.loads(record_path.read_text())
+    from distill_pipeline.backends.export import export_merged
+
+    record = export_merged(base_dir, out_dir / "adapter", out_dir / "merged", settings, log=log)
+    atomic_write_json(record_path, record)
+    return record
 
 
 def read_student(pipeline: PipelineSettings) -> dict:
