@@ -213,6 +213,10 @@ DOB = [
     "Caller: I was born on the <<dob:9th of November 1961>>.",
     "Caller: Born <<dob:30 Sept 1948>>.",
     "Caller: DOB <<dob:July 4th 1959>>.",
+    "Caller: My date of birth is the <<dob:fourteenth of March, nineteen eighty-five>>.",
+    "Agent: And your birthday?\nCaller: <<dob:March the 3rd, two thousand and one>>.",
+    "Caller: Birthday's <<dob:2nd Feb 1977>>.",
+    "Caller: Born <<dob:12-Mar-1970>>.",
 ]
 
 ADDRESS = [
@@ -242,6 +246,7 @@ ADDRESS = [
     "Caller: I'm at <<address:5 Harbour Road, Apt 7>>, near the ferry.",
     'Caller: Mail goes to <<address:P.O. Box 902>>.',
     'Caller: New address: <<address:73 Grove Street, Portland, OR 97205>>.',
+    "Caller: The postcode is <<address:LS1 4AB>>.",
 ]
 
 NAME = [
@@ -297,6 +302,8 @@ NAME = [
     "Agent: Can I take your name?\nCaller: <<name:Rhiannon Pryce>>.",
     "Caller: Can you tell Dr. Haddad that <<name:Mateusz Wrobel>> called?",
     '{"subjective":"<<name:Tariq Haddad>> reports heartburn"}',
+    "Caller: Hello, <<name:Jun Andersen>> here.",
+    "Agent: Who am I speaking with?\nCaller: <<name:Aurelio>>. <<name:Aurelio Bettencourt>>.",
 ]
 
 DISTRACTORS = [

@@ -314,10 +314,25 @@ _DATE_RE = re.compile(
     r"\d{4}-\d{1,2}-\d{1,2}"
     r"|\d{4}/\d{1,2}/\d{1,2}"
     r"|\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})"
-    rf"|(?i:{_MONTH})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}"
-    rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?i:{_MONTH})\.?,?\s+\d{{4}}"
+    rf"|(?i:{_MONTH})\.?\s+(?:the\s+)?\d{{1,2}}(?:st|nd|rd|th)?,?\s+(?:\d{{4}}|'\d{{2}})"
+    rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?i:{_MONTH})\.?,?\s+(?:\d{{4}}|'\d{{2}})"
+    rf"|\d{{1,2}}-(?i:{_MONTH})-(?:\d{{4}}|\d{{2}})"
     r")(?![\w/-]|\.\d)")
-_DOB_CUE = re.compile(r"(?i:\bdate\s+of\s+birth\b|\bbirth\s*date\b|\bD\.?O\.?B\b\.?|\bborn\b(?:\s+on\b)?)")
+# A date said in words: "the fourteenth of March, nineteen eighty-five", "March the 3rd, two thousand and one".
+_UNITS = r"(?:one|two|three|four|five|six|seven|eight|nine)"
+_ORDINAL_WORD = (r"(?:(?:twenty|thirty)[- ])?(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)|tenth|"
+                 r"eleventh|twelfth|(?:thir|four|fif|six|seven|eigh|nine)teenth|twentieth|thirtieth")
+_YEAR_WORDS = (r"(?:nineteen|twenty)[- ](?:hundred|oh[- ]" + _UNITS + r"|ten|eleven|twelve|(?:thir|four|fif|six|seven|"
+               r"eigh|nine)teen|(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[- ]" + _UNITS + r")?)"
+               r"|two thousand(?:(?: and)? (?:" + _UNITS + r"|ten|eleven|twelve|(?:thir|four|fif|six|seven|eigh|nine)"
+               r"teen|twenty(?:[- ]" + _UNITS + r")?))?")
+_DAY = rf"(?:{_ORDINAL_WORD}|\d{{1,2}}(?:st|nd|rd|th)?)"
+_SPOKEN_DATE = re.compile(
+    rf"(?i:(?<![\w-])(?:{_DAY}\s+(?:of\s+)?{_MONTH}|{_MONTH}\s+(?:the\s+)?{_DAY}),?\s+(?:{_YEAR_WORDS}|\d{{4}})"
+    r"(?![\w-]))")
+_DOB_VALUE = re.compile(rf"{_DATE_RE.pattern}|{_SPOKEN_DATE.pattern}")
+_DOB_CUE = re.compile(r"(?i:\bdate\s+of\s+birth\b|\bbirth\s*date\b|\bD\.?O\.?B\b\.?|\bborn\b(?:\s+on\b)?|"
+                      r"\bbirth\s*day(?:'s|\s+is|\s+was|:|(?=\?)))")
 _DOB_AFTER = re.compile(r"\s*[(,–-]?\s*(?:(?:is|was|being|as|for|that's|that is|which is)\s+)?"
                         r"(?:(?:my|his|her|their|the|the\s+patient's|patient)\s+)?"
                         r"(?i:date\s+of\s+birth|birth\s*date|D\.?O\.?B\b)")  # "1985-03-04 is my date of birth"
@@ -419,6 +434,7 @@ _WEAK_NAME_CUE = re.compile(
 _PLACE_BEFORE = re.compile(r"(?i:\b(?:in|near|outside|around|across|visiting|(?:moved?|moving|travel\w*|fly\w*|"
                            r"flew|going|went|drive|driving|back) (?:to|from)|based in|li(?:ve|ves|ving) in|"
                            r"staying in|over in|out in|up in|down in)\s+$)")
+_MONTH_SHORT = frozenset("Jan Feb Mar Apr Jun Jul Aug Sep Oct Nov Dec".split())
 _MONTH_NAMES = frozenset("January February March April May June July August September October November December"
                          .split())
 _DETERMINER_BEFORE = re.compile(r"\b(?:the|a|an|my|your|his|her|our|their|these|those|some|any|each)\s+$")
@@ -543,7 +559,10 @@ def _is_english(word: str, english: frozenset[str]) -> bool:
 
 def _is_gazetteer_name(word: str, gazetteer: frozenset[str]) -> bool:
     """Whether names-dataset knows the word as a name; a double-barrelled one by each of its parts ("Costa-Lima"),
-    which also keeps out the dataset's noise such as "X-ray"."""
+    which also keeps out the dataset's noise such as "X-ray". A month's short form ("Jan", "Jun") is a name only
+    beside another name or after a cue, never by itself ("2nd Feb 1977")."""
+    if word in _MONTH_SHORT:
+        return False
     folded = _bare(word).casefold()
     return all(p in gazetteer for p in folded.split("-")) if "-" in folded else folded in gazetteer
 
@@ -762,15 +781,18 @@ def _mrns(text: str) -> list[_Candidate]:
 
 
 def _dobs(text: str) -> list[_Candidate]:
-    out = _after_cue(text, _DOB_CUE, _DATE_RE, "dob", stop=_NOT_DOB_CUE, reply="question")
-    for found in _DATE_RE.finditer(text):  # "1985-03-04 is my date of birth", "03/04/1985 (DOB)"
+    out = _after_cue(text, _DOB_CUE, _DOB_VALUE, "dob", stop=_NOT_DOB_CUE, reply="question")
+    for found in _DOB_VALUE.finditer(text):  # "1985-03-04 is my date of birth", "03/04/1985 (DOB)"
         if _DOB_AFTER.match(text, found.end()):
             out.append(_Candidate(found.start(), found.end(), "dob", 1))
     return out
 
 
+_UK_POSTCODE = re.compile(r"\b[A-PR-UWYZ][A-HK-Y]?\d[A-Z\d]? ?\d[ABD-HJLNP-UW-Z]{2}\b")
+
+
 def _addresses(text: str) -> list[_Candidate]:
-    return _shape(text, _ADDRESS_RE, "address")
+    return _shape(text, _ADDRESS_RE, "address") + _shape(text, _UK_POSTCODE, "address")
 
 
 def _trim_name(text: str, start: int, end: int) -> tuple[int, int] | None:
