@@ -7,6 +7,7 @@ import pytest
 
 from distill_pipeline import settings
 from distill_pipeline.defs.resources import OpenAIResource, PipelineSettings
+from distill_pipeline_tests.ci_skips import pytest_runtest_makereport  # noqa: F401  (the hook, registered here)
 
 LABELS = settings.DATA_DIR / "sample" / "labels.jsonl"
 

@@ -16,7 +16,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
@@ -560,7 +560,20 @@ def grade_trace(graders: Sequence[Grader], trace: TraceRow) -> list[Verdict]:
     return [grader.grade(trace) for grader in graders]
 
 
-def passes(verdicts: Sequence[Verdict], pass_rule: PassRule) -> bool:
+class Judged(Protocol):
+    """What the pass rule reads of a verdict: a `Verdict`, or a stored `trace_evals` row (curate.EvalRow)."""
+
+    @property
+    def passed(self) -> bool: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def skipped(self) -> bool: ...
+    @property
+    def required(self) -> bool: ...
+
+
+def passes(verdicts: Sequence[Judged], pass_rule: PassRule) -> bool:
     """The pass rule over one trace's verdicts; skipped verdicts never count."""
     counted = [v for v in verdicts if not v.skipped]
     if not all(v.passed for v in counted if v.required):

@@ -387,7 +387,8 @@ def count_sources(lines: Iterable[bytes], general_messages: set[str]) -> SourceC
             continue
         total += 1
         record = json.loads(line)
-        general += isinstance(record, dict) and messages_key(record.get("messages")) in general_messages
+        messages = record.get("messages") if isinstance(record, dict) else None
+        general += isinstance(messages, list) and messages_key(messages) in general_messages
     return SourceCounts(general, total)
 
 

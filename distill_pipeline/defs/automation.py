@@ -54,7 +54,8 @@ def new_traces_sensor(context: dg.SensorEvaluationContext):
         for record in page.records:
             metadata = record.asset_materialization.metadata if record.asset_materialization else {}
             rows = metadata.get("dagster/row_count")
-            events.append((record.storage_id, int(rows.value) if rows is not None else 0))
+            count = rows.value if rows is not None else 0
+            events.append((record.storage_id, int(count) if isinstance(count, (int, float)) else 0))
             cursor_id = record.storage_id
         if not page.has_more:
             break
