@@ -66,9 +66,13 @@ def test_every_teacher_answer_that_passed_the_graders_fits_its_requests_schema()
     assert checked == min(400, len(right))
 
 
-def test_rules_travel_in_a_policy_as_plain_json():
-    again = DecodingRules.from_dict(json.loads(json.dumps(RULES.to_dict())))
-    assert again.schema_for(CALL) == RULES.schema_for(CALL)
+def test_rules_travel_in_a_policy_as_plain_json_and_keep_the_answers_key_order():
+    # policies and reports are written with sorted keys; the student must still write intent first, follow_up last
+    again = DecodingRules.from_dict(json.loads(json.dumps(RULES.to_dict(), sort_keys=True)))
+    schema = again.schema_for(CALL)
+    assert schema == RULES.schema_for(CALL)
+    assert list(schema["properties"]) == ["intent", "soap", "icd10", "follow_up"]
+    assert list(schema["properties"]["follow_up"]["properties"]) == ["needed", "date", "time", "clinician"]
 
 
 def test_a_code_field_that_is_not_in_the_schema_is_an_error():

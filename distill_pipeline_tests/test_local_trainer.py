@@ -141,7 +141,7 @@ def test_presets_are_named_and_serialisable():
     assert set(PRESETS) == {"tiny", "cpu", "gpu"}
     cpu = preset("cpu")
     assert (cpu.rank, cpu.alpha, cpu.layers_to_train, cpu.learning_rate, cpu.epochs, cpu.max_train_examples) == (
-        8, 16, 8, 3e-3, 2, 300)
+        8, 16, 8, 3e-3, 3, 300)
     assert json.loads(json.dumps(cpu.to_dict()))["target_modules"] == list(cpu.target_modules)
     with pytest.raises(ValueError, match="unknown preset 'huge'.*tiny, cpu, gpu"):
         preset("huge")

@@ -35,8 +35,12 @@ class DecodingRules:
     grounded: dict[str, str] = field(default_factory=dict)  # field -> date | time | name, as the grader checks it
 
     def schema_for(self, request_text: str) -> dict[str, Any]:
-        """The schema this request's answer must follow."""
-        out = json.loads(json.dumps(self.schema))  # a deep, plain-JSON copy
+        """The schema this request's answer must follow, its properties in the order of its `required` lists.
+
+        Constrained decoding writes an object's keys in the schema's property order, and a JSON file written with
+        sorted keys (a policy, a report) loses that order; the `required` lists keep it.
+        """
+        out = _ordered(json.loads(json.dumps(self.schema)))  # a deep, plain-JSON copy
         for path, codes in self.code_sets.items():
             allowed = sorted(code for code, words in codes.items()
                              if not self.require_indicated.get(path, False) or words_indicate(words, request_text))
@@ -63,6 +67,19 @@ class DecodingRules:
         return cls(schema=dict(data["schema"]), code_sets=dict(data.get("code_sets") or {}),
                    require_indicated=dict(data.get("require_indicated") or {}),
                    grounded=dict(data.get("grounded") or {}))
+
+
+def _ordered(node: Any) -> Any:
+    """Every object's properties in its `required` order (the answer's key order), the rest after them."""
+    if isinstance(node, dict):
+        node = {key: _ordered(value) for key, value in node.items()}
+        properties, required = node.get("properties"), node.get("required")
+        if isinstance(properties, dict) and isinstance(required, list):
+            first = [key for key in required if key in properties]
+            node["properties"] = {key: properties[key] for key in first + [k for k in properties if k not in first]}
+    elif isinstance(node, list):
+        node = [_ordered(item) for item in node]
+    return node
 
 
 def _node(schema: dict[str, Any], path: str) -> dict[str, Any]:
