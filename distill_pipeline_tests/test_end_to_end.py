@@ -88,7 +88,7 @@ def test_the_eval_report_carries_the_contract_metadata(pipeline_run):
     # the student timed one request at a time, streaming: a figure, and below the batch's wait for a first token
     assert 0 < metadata["student_ttft_single_p50_ms"].value <= metadata["student_ttft_single_p95_ms"].value
     assert "plot/ttft_served" in metadata
-    assert metadata["teacher_score"].value == pytest.approx(1.0)
+    # teacher_score is the teacher scored against its own answer: 1.0 by construction, so not evidence of anything
     # the UI shows rounded figures; report.json keeps full precision
     report = json.loads((pipeline_run[0] / "student_eval_report" / "report.json").read_text())
     assert metadata["student_score"].value == round(report["student_score"], 3)
