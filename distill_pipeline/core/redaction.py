@@ -522,6 +522,11 @@ def _starts_sentence(text: str, start: int) -> bool:
     return i < 0 or text[i] in ".!?\n:;\"“‘([{*-–—"
 
 
+def _particle_gap(gap: str) -> bool:
+    """A single space, or name particles between single spaces (" de la ")."""
+    return gap.startswith(" ") and "  " not in gap and all(p in _PARTICLES for p in gap.split())
+
+
 def _word_groups(text: str) -> list[list[re.Match[str]]]:
     """Runs of capitalised words joined by single spaces (or name particles: "van der", "de la")."""
     groups: list[list[re.Match[str]]] = []
@@ -531,15 +536,14 @@ def _word_groups(text: str) -> list[list[re.Match[str]]]:
         word = match.group()
         if _capitalised(word):
             gap = text[last_end:match.start()] if current else ""
-            joined = current and (gap == " " or (gap.startswith(" ") and gap.endswith(" ")
-                                                 and all(p in _PARTICLES for p in gap.split())))
+            joined = current and gap.endswith(" ") and _particle_gap(gap)
             if not joined and current:
                 groups.append(current)
                 current = []
             current.append(match)
             last_end = match.end()
-        elif current and word in _PARTICLES and text[last_end:match.start()] == " ":
-            continue  # maybe "de" in "Maria de la Cruz": decided by the next word's gap
+        elif current and word in _PARTICLES and _particle_gap(text[last_end:match.start()]):
+            continue  # maybe "de" or "la" in "Maria de la Cruz": decided by the next word's gap
         elif current:
             groups.append(current)
             current = []
