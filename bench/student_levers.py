@@ -24,14 +24,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 # name -> (what it changes, local_student.py arguments)
 LEVERS: dict[str, tuple[str, list[str]]] = {
-    "baseline": ("the old cpu preset: batch 4, plain loss (rows: constrained decoding, then free)",
-                 ["--batch-size", "4", "--struct-weight", "1", "--constrained", "--also-free"]),
-    "batch2": ("batch 2: twice the steps for the same tokens, plain loss (constrained, then free)",
-               ["--batch-size", "2", "--struct-weight", "1", "--constrained", "--also-free"]),
-    "demo": ("the cpu preset: batch 2, structured tokens weigh 3x, constrained decoding",
-             ["--batch-size", "2", "--struct-weight", "3", "--constrained"]),
-    "demo-3-epochs": ("the cpu preset with 3 epochs", ["--batch-size", "2", "--struct-weight", "3", "--epochs", "3",
-                                                       "--constrained"]),
+    "baseline": ("the old cpu preset: batch 4, plain loss, 2 epochs (rows: constrained decoding, then free)",
+                 ["--batch-size", "4", "--struct-weight", "1", "--epochs", "2", "--constrained", "--also-free"]),
+    "batch2": ("batch 2: twice the steps for the same tokens, plain loss, 2 epochs (constrained, then free)",
+               ["--batch-size", "2", "--struct-weight", "1", "--epochs", "2", "--constrained", "--also-free"]),
+    "demo-2-epochs": ("batch 2, structured tokens weigh 3x, constrained decoding, 2 epochs",
+                      ["--batch-size", "2", "--struct-weight", "3", "--epochs", "2", "--constrained"]),
+    "demo": ("the cpu preset: batch 2, structured tokens weigh 3x, 3 epochs, constrained decoding",
+             ["--batch-size", "2", "--struct-weight", "3", "--epochs", "3", "--constrained"]),
 }
 STRUCTURED = ("intent", "icd10", "follow_up.needed", "follow_up.date", "follow_up.time", "follow_up.clinician")
 
