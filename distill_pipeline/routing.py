@@ -291,8 +291,8 @@ class Router:
 
     def _judge(self, messages: list[dict], answer: Completion) -> RoutedAnswer:
         """The whole student answer: kept when its confidence reaches the threshold, else the teacher answers."""
-        asked = {"student_tokens": answer.completion_tokens or len(answer.token_logprobs),
-                 "decided_ms": answer.latency_ms}
+        asked: dict[str, Any] = {"student_tokens": answer.completion_tokens or len(answer.token_logprobs),
+                                 "decided_ms": answer.latency_ms}
         if not answer.token_logprobs:
             return self._teacher(messages, "student returned no token logprobs, so its confidence is unknown",
                                  None, **asked)

@@ -131,7 +131,7 @@ class LocalStudent:
                 output = self.model(input_ids=step_input, use_cache=True, logits_to_keep=1, **{cache_kwarg: cache})
                 cache = getattr(output, cache_kwarg)
                 scores = output.logits[:, -1, :].float()
-                if matcher is not None:
+                if matcher is not None and bitmask is not None:
                     matcher.fill_next_token_bitmask(bitmask)
                     xgrammar.apply_token_bitmask_inplace(scores, bitmask.to(scores.device))
                 logp = torch.log_softmax(scores, dim=-1)
@@ -230,7 +230,8 @@ def _grammar_compiler(tokenizer: Any, model: Any) -> Any:
 
 def _token_offsets(tokenizer: Any, tokens: list[int], eos_ids: set[int], text_length: int) -> list[int]:
     """Where each generated token starts in the decoded answer (end-of-turn tokens start at its end)."""
-    offsets, answer = [], []
+    offsets: list[int] = []
+    answer: list[int] = []
     for token in tokens:
         if token in eos_ids:
             offsets.append(text_length)

@@ -133,7 +133,7 @@ def _bundled_smollm2(cache_dir: Path, log: Log) -> Path:
             pass
         model = AutoModelForCausalLM.from_pretrained(str(package_dir), **kwargs)
         # Plain dense weights from here on: forget the GGUF loader so the copy saves and reloads as a normal model.
-        model.hf_quantizer = None
+        model.hf_quantizer = None  # type: ignore[assignment]  # typed as a quantizer; None drops it
         model.config.__dict__.pop("quantization_config", None)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -173,9 +173,9 @@ def _tiny_model(cache_dir: Path, log: Log) -> Path:
             model = LlamaForCausalLM(config)
             # Token identity dominates the residual stream, and the output head is wide enough for confident
             # answers while starting near uniform: with the default 0.02 init LoRA alone cannot reach low loss.
-            torch.nn.init.normal_(model.get_input_embeddings().weight, std=1.0)
+            torch.nn.init.normal_(model.get_input_embeddings().weight, std=1.0)  # type: ignore[arg-type]  # Embedding
             torch.nn.init.normal_(model.get_output_embeddings().weight, std=0.2)
-        model.to(torch.float32).save_pretrained(tmp)
+        model.to(torch.float32).save_pretrained(tmp)  # type: ignore[arg-type]  # transformers' to() typing
         tokenizer.save_pretrained(tmp)
 
     return _build_once(target, build)
@@ -266,7 +266,7 @@ def load_base(base_model_dir: Path, dtype: torch.dtype, device: str) -> tuple[An
         raise ValueError(f"the tokenizer in {base_model_dir} has no chat template; use an instruct/chat checkpoint")
     model = AutoModelForCausalLM.from_pretrained(str(base_model_dir), dtype=dtype,
                                                  device_map=device if device != "cpu" else None)
-    return tokenizer, model.to(device)
+    return tokenizer, model.to(device)  # type: ignore[arg-type]  # transformers' to() typing
 
 
 @contextlib.contextmanager
@@ -538,7 +538,7 @@ def train_lora(
         f"{trained}/{n_layers} layers: {n_trainable:,} trainable parameters; {device} {_dtype_name(dtype)}; "
         f"{len(train_set)} train / {len(validation_set)} validation examples")
 
-    causal_lm = peft_model.get_base_model()
+    causal_lm: Any = peft_model.get_base_model()  # peft types it Tensor | Module
     pieces = _Pieces(causal_lm, first_trained)
     if not pieces.split:
         log(f"model type {causal_lm.config.model_type!r}: the whole model runs each step (no frozen-layer cache)")

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Container, Iterable, Iterator, Sequence
+from collections.abc import Container, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -327,8 +327,8 @@ class SortedSpill:
             key, _, payload = line.rstrip(b"\n").partition(b"\t")
             yield key, payload
 
-    def payloads(self) -> Iterator[bytes]:
-        """Every payload, in key order."""
+    def payloads(self) -> Generator[bytes, None, None]:
+        """Every payload, in key order (close it to release the run files early)."""
         self._records.sort()
         handles = [open(path, "rb") for path in self._runs]
         try:

@@ -579,7 +579,7 @@ def _name_runs(text: str) -> list[tuple[int, int]]:
     Clinic"). Its capitalised neighbours join it ("Wei Mbeki"), and so does any word right after a title or a cue
     ("Mr. Oyelaran", "the name is Kealoha")."""
     gazetteer, english, sentence_words = name_gazetteer(), _english_words(), _sentence_words()
-    spans = []
+    spans: list[tuple[int, int]] = []
     for group in _word_groups(text):
         words = [_bare(m.group()) for m in group]
         if any(w in _ORG_WORDS for w in words):
@@ -587,7 +587,7 @@ def _name_runs(text: str) -> list[tuple[int, int]]:
         if _DETERMINER_BEFORE.search(text, max(0, group[0].start() - 8), group[0].start()):
             continue  # "the Riverside", "your X-ray", "a Tylenol": a thing, not a person
         run: list[re.Match[str]] = []
-        for i, match in enumerate(group + [None]):  # type: ignore[list-item]
+        for i, match in enumerate(group + [None]):
             word = words[i] if match is not None else ""
             initial = match is not None and i == 0 and _starts_sentence(text, match.start())
             stop = (match is None or word in _NEVER_NAME or word in _SENTENCE_WORDS
@@ -595,7 +595,7 @@ def _name_runs(text: str) -> list[tuple[int, int]]:
             if stop and match is not None and not run and word in _MONTH_NAMES and _NAME_CUE.search(
                     text, max(0, match.start() - 60), match.start()):
                 stop = False  # "my daughter, April"
-            if not stop:
+            if not stop and match is not None:  # not stop implies a match; said so for the type checker
                 run.append(match)
                 continue
             if run and (_is_name_run(text, run, gazetteer, english)
@@ -848,7 +848,7 @@ def _protected(text: str, keep_values: Iterable[str], staff_words: Iterable[str]
 
 def _staff_words(texts: Iterable[str], keep_values: Iterable[str]) -> set[str]:
     """The name words of every clinician named with a title, and of the kept values that look like names."""
-    words = set()
+    words: set[str] = set()
     for text in texts:
         for match in _STAFF_RE.finditer(text):
             words.update(w for w in _WORD_RE.findall(match.group()) if _capitalised(w) and w not in _NEVER_NAME)

@@ -2,7 +2,7 @@
 
 import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -204,7 +204,8 @@ def _trace_line(row: TraceRow) -> bytes:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode() + b"\n"
 
 
-def _mix_messages(layout: StorageLayout, days: list[str], mix: Mix, spill: SortedSpill) -> Iterator[bytes]:
+def _mix_messages(layout: StorageLayout, days: list[str], mix: Mix,
+                  spill: SortedSpill) -> Generator[bytes, None, None]:
     """The messages (as JSON) of every train then validation example, in file order. General examples have
     theirs; a domain example's are fetched from the first partition holding its content hash (equal hashes,
     equal messages), reading only the matching rows a batch at a time."""
@@ -220,9 +221,9 @@ def _mix_messages(layout: StorageLayout, days: list[str], mix: Mix, spill: Sorte
         if not wanted:
             break
         for _, row in layout.iter_traces_matching("pass_cases", day, wanted):
-            key = wanted.pop(row.content_hash, None)
-            if key is not None:
-                spill.add(key, _messages_json(domain_example(row).messages))
+            chosen = wanted.pop(row.content_hash, None)
+            if chosen is not None:
+                spill.add(chosen, _messages_json(domain_example(row).messages))
     if wanted:
         raise dg.Failure(f"pass_cases changed while training_mix was reading it ({len(wanted)} chosen examples "
                          "no longer found); materialize again")
