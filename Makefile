@@ -7,9 +7,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 TEST_STAMP := $(VENV)/.test-deps-$(shell sha256sum pyproject.toml | cut -c1-12)
-# Debian packages for the postgres and ui tests; without them those tests skip and say why.
+# Debian packages for the postgres and ui tests; without them those tests skip and say why (under CI, they fail).
 TEST_APT_PACKAGES := postgresql chromium chromium-driver
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+LINT_PATHS := distill_pipeline distill_pipeline_tests bench data
 
 .PHONY: setup demo test test-deps test-slow lint ui clean
 
@@ -51,14 +52,18 @@ test-deps: setup $(TEST_STAMP)
 	       "the postgres and ui tests will be skipped"; \
 	fi
 
+# Lint and types first, both clean, then the suite (under CI a skipped postgres or ui test fails it).
 test: test-deps
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow
 
 lint: setup
-	$(VENV)/bin/ruff check distill_pipeline distill_pipeline_tests bench data
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/mypy
 
 ui: setup
 	$(VENV)/bin/dagster dev
