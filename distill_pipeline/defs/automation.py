@@ -6,7 +6,6 @@ from datetime import UTC, date, datetime
 import dagster as dg
 
 from distill_pipeline.core.automation import SensorState, advance, missing_days, retrain_decision
-from distill_pipeline.defs.partitions import daily
 from distill_pipeline.settings import partitions_start
 
 CAPTURE_ASSETS = ["teacher_traces", "trace_evals", "pass_cases"]
@@ -16,8 +15,8 @@ IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.D
                dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 capture_job = dg.define_asset_job(
-    "capture_job", selection=dg.AssetSelection.assets(*CAPTURE_ASSETS), partitions_def=daily,
-    description="Capture and curate one day of teacher traces.")
+    "capture_job", selection=dg.AssetSelection.assets(*CAPTURE_ASSETS),
+    description="Capture and curate one day of teacher traces (daily partitions, as its assets are).")
 
 retrain_job = dg.define_asset_job(
     "retrain_job", selection=dg.AssetSelection.assets(*RETRAIN_ASSETS),
