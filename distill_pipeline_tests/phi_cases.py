@@ -110,6 +110,7 @@ EMAIL = [
     'Agent: Is <<email:tanaka.lena@example.jp>> correct?',
     'Caller: you can email <<email:ravi_kaur@example.com>> or call.',
     'Caller: Send it to my email, <<email:omar dot nowak at yahoo dot com>>.',
+    "Caller: Mail me at <<email:rosa underscore p at posteo dot de>>.",
 ]
 
 SSN = [
@@ -138,6 +139,7 @@ SSN = [
     'Caller: SSN is <<ssn:532 18 0077>>.',
     'Agent: What are the nine digits of your social?\nCaller: <<ssn:448-02-1163>>.',
     "Caller: I think it's <<ssn:319-55-2781>>, my social.",
+    "Caller: SSN is <<ssn:512.44.9081>>.",
 ]
 
 MRN = [
@@ -171,6 +173,8 @@ MRN = [
     "Agent: What's the record number?\nCaller: It's <<mrn:189003>>.",
     "Caller: The chart number is <<mrn:5521907>>.",
     "Caller: Patient ID <<mrn:PT-448120>>, from the letter.",
+    "Agent: The patient card number?\nCaller: <<mrn:K-771230>>.",
+    "Caller: Hospital number <<mrn:4417 9902>>, from the letter.",
 ]
 
 DOB = [
@@ -217,6 +221,8 @@ DOB = [
     "Agent: And your birthday?\nCaller: <<dob:March the 3rd, two thousand and one>>.",
     "Caller: Birthday's <<dob:2nd Feb 1977>>.",
     "Caller: Born <<dob:12-Mar-1970>>.",
+    "Agent: What's your birthday?\nCaller: Er, <<dob:Feb. 9th, '81>>.",
+    "Agent: Can you tell me when you were born?\nCaller: <<dob:1983/11/02>>.",
 ]
 
 ADDRESS = [
@@ -247,6 +253,9 @@ ADDRESS = [
     'Caller: Mail goes to <<address:P.O. Box 902>>.',
     'Caller: New address: <<address:73 Grove Street, Portland, OR 97205>>.',
     "Caller: The postcode is <<address:LS1 4AB>>.",
+    "Agent: Zip?\nCaller: <<address:10027>>.",
+    "Caller: I live at <<address:55 Larkspur Gardens, flat number 4B>>.",
+    "Caller: It's <<address:18 Copper Heights, 60614>>.",
 ]
 
 NAME = [
@@ -380,6 +389,9 @@ DISTRACTORS = [
     "Caller: Is Nurse Practitioner Alvarez in today?",
     "Agent: Please bring your Medicare card.",
     "Caller: Self-care has not helped the low back pain.",
+    "Agent: What's the case number?\nCaller: C-2026-3408.",
+    "Caller: Hang on, let me find it.",
+    "Caller: Hiya, my back is worse.",
 ]
 
 CASES: dict[str, list[str]] = {"phone": PHONE, "email": EMAIL, "ssn": SSN, "mrn": MRN, "dob": DOB,

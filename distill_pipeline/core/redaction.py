@@ -294,18 +294,20 @@ _PHONE_VALUE = re.compile(rf"{_PHONE_RE.pattern}|(?<![\w-])(?:\d{{10}}|\d{{3}}[ 
 _EMAIL_RE = re.compile(r"(?<![\w.+%-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}(?![\w-])")
 _SPOKEN_EMAIL = re.compile(r"(?i:(?<![\w.-])[a-z0-9]+(?:(?: dot | underscore | dash |[._-])[a-z0-9]+)* at "
-                           r"[a-z0-9-]+(?: dot [a-z0-9-]+)* dot (?:com|org|net|edu|gov|us|io|co|info|me)\b)")
+                           r"[a-z0-9-]+(?: dot [a-z0-9-]+)* dot (?:com|org|net|edu|gov|io|co|info|me|biz|health|"
+                           r"[a-z]{2})\b)")  # a generic top-level domain or any two-letter country code
 
-_SSN_RE = re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])")
+_SSN_RE = re.compile(r"(?<![\w.-])\d{3}([-.])\d{2}\1\d{4}(?![\w-]|\.\d)")
 _SSN_CUE = re.compile(r"(?i:\bsocial security(?: number| no\.?| #)?|\bSSN\b|\bsocial\b)")
-_SSN_VALUE = re.compile(r"(?<![\w-])\d{3}[ -]?\d{2}[ -]?\d{4}(?![\w-])")
+_SSN_VALUE = re.compile(r"(?<![\w.-])\d{3}[ .-]?\d{2}[ .-]?\d{4}(?![\w-]|\.\d)")
 
 _MRN_CUE = re.compile(r"(?i:\bMRN\b|\b(?:medical |health |patient |hospital |clinic )?records?"
                       r"(?: number| no\.?| #| ID)?|\bchart (?:number|no\.?|#|ID)|\bhospital (?:number|ID)\b|"
-                      r"\bpatient (?:ID|number|no\.?|#))")
-_MRN_VALUE = re.compile(r"(?<![\w-])(?:[A-Z]{1,3}-?)?\d[\d-]{2,14}\d(?![\w-])")
+                      r"\bpatient (?:ID|number|no\.?|#|card)|\bnumber on (?:the|my|your) (?:patient |hospital )?card)")
+_MRN_VALUE = re.compile(r"(?<![\w-])(?:[A-Z]{1,3}-?)?\d[\d-]{2,14}\d(?: \d{3,8}(?![\w-]))?(?![\w-])")
 _OTHER_ID_CUE = re.compile(r"(?i:\b(?:claim|member|policy|account(?= (?:number|no\b|#|id\b))|invoice|reference|"
-                           r"confirmation|order|group|prescription|rx|npi|tracking|phone|ssn|social|insurance)\b)")
+                           r"confirmation|order|group|prescription|rx|npi|tracking|phone|ssn|social|insurance|"
+                           r"case|statement|authori[sz]ation|ticket|booking)\b)")
 
 _MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
           r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
@@ -332,7 +334,8 @@ _SPOKEN_DATE = re.compile(
     r"(?![\w-]))")
 _DOB_VALUE = re.compile(rf"{_DATE_RE.pattern}|{_SPOKEN_DATE.pattern}")
 _DOB_CUE = re.compile(r"(?i:\bdate\s+of\s+birth\b|\bbirth\s*date\b|\bD\.?O\.?B\b\.?|\bborn\b(?:\s+on\b)?|"
-                      r"\bbirth\s*day(?:'s|\s+is|\s+was|:|(?=\?)))")
+                      r"\bbirth\s*day\b(?!\s+(?:party|parties|card|cards|present|presents|gift|cake|dinner|"
+                      r"celebration|trip|weekend|week|lunch))(?:'s)?|\bwhen (?:you|he|she|they) (?:were|was) born\b)")
 _DOB_AFTER = re.compile(r"\s*[(,–-]?\s*(?:(?:is|was|being|as|for|that's|that is|which is)\s+)?"
                         r"(?:(?:my|his|her|their|the|the\s+patient's|patient)\s+)?"
                         r"(?i:date\s+of\s+birth|birth\s*date|D\.?O\.?B\b)")  # "1985-03-04 is my date of birth"
@@ -344,7 +347,8 @@ _REQUEST = re.compile(r"(?i:\b(?:please|confirm|tell me|give me|read me|what|nee
 _SENTENCE_END = re.compile(r"\n|[!?]|\.(?=\s+[A-Z]|\s*$)")
 
 _SUFFIX = (r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|"
-           r"Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Trail|Trl|Crescent|Close|Row|Alley|Loop|Pike)\b"
+           r"Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Trail|Trl|Crescent|Close|Row|Alley|Loop|Pike|Gardens|"
+           r"Heights|Mews|Walk|Green|Grove|Rise|Hill|Park|View|Ridge|Point|Path|Plaza|Wharf|Quay|Yard)\b"
            r"(?:\.(?=[,#]| [a-z\d#]))?")  # "Rd., Apt 2" keeps its dot; a sentence's full stop is not the address's
 _DIRECTION = r"(?:[NS][EW]?|[EW]|North|South|East|West|Northeast|Northwest|Southeast|Southwest)\.?"
 _STREET_WORD = r"(?:[A-Z][a-z]+|\d{1,3}(?:st|nd|rd|th))"
@@ -354,9 +358,10 @@ _ADDRESS_RE = re.compile(
     rf"(?: {_DIRECTION}(?![\w]))?"
     r"|P\.? ?O\.? Box \d{1,6}"
     r")"
-    r"(?:,? (?:Apt|Apartment|Unit|Suite|Ste|Floor|Fl)\.? ?#?[A-Za-z0-9-]+|,? #[A-Za-z0-9-]+)?"
+    r"(?:,? (?:Apt|Apartment|Unit|Suite|Ste|Floor|Fl|Flat)\.?(?i: number| no\.?)? ?#?[A-Za-z0-9-]*\d[A-Za-z0-9-]*"
+    r"|,? #[A-Za-z0-9-]+|,? (?i:apartment|unit|suite|flat)(?: number| no\.?)? ?#?[A-Za-z0-9-]*\d[A-Za-z0-9-]*)?"
     r"(?:, [A-Z][a-z]+(?: [A-Z][a-z]+){0,2}(?:,? [A-Z]{2}\b(?: \d{5}(?:-\d{4})?)?|(?=[.;\n]|$))"  # , City, ST 12345
-    r"|,? [A-Z]{2} \d{5}(?:-\d{4})?)?"
+    r"|,? [A-Z]{2} \d{5}(?:-\d{4})?|, \d{5}(?:-\d{4})?(?![\w-]))?"
 )
 
 
@@ -392,6 +397,7 @@ Hi Hello Hey Thanks Thank Yes Yeah Yep Yup No Nope Okay Ok OK Sure Alright Right
 Afternoon Evening Sorry Please Bye Goodbye Cheers Absolutely Certainly Definitely Of Oh Um Uh Hmm Well Wow Got
 Understood Lovely Wonderful Excellent Brilliant Awesome Cool Correct Exactly Indeed Sounds Just Also Actually
 Unfortunately Hopefully Luckily Anyway Anyhow Apparently Basically Honestly Maybe Perhaps Probably Both Either
+Hiya Howdy Cheers Ta Hmm Erm Er Uh Mm Ah Aha Huh Hang Hold Wait Sorry Pardon
 """.split())
 # Capitalised words in the name of a clinic, an insurer, a pharmacy or a place, e.g. "Blue Harbor Health".
 _ORG_WORDS = frozenset("""
@@ -438,6 +444,7 @@ _MONTH_SHORT = frozenset("Jan Feb Mar Apr Jun Jul Aug Sep Oct Nov Dec".split())
 _MONTH_NAMES = frozenset("January February March April May June July August September October November December"
                          .split())
 _DETERMINER_BEFORE = re.compile(r"\b(?:the|a|an|my|your|his|her|our|their|these|those|some|any|each)\s+$")
+_ALONE_AFTER = re.compile(r"(?:'s|’s)?\s*(?:[.,!?;:\n]|$)")
 _NAME_CUE_AFTER = re.compile(r"(?i:'s)?\s*(?:,\s*)?(?:here\b|speaking\b|calling\b|on the line\b|again\b)")
 _SPELLED_RE = re.compile(r"(?<![\w.@-])(?:[A-Z](?:-|,? |\. ?)){2,}[A-Z](?![\w@-])"
                          r"|(?<![\w.@-])(?:[a-z]-){2,}[a-z](?![\w@-])")
@@ -621,7 +628,10 @@ def _is_name_run(text: str, run: list[re.Match[str]], gazetteer: frozenset[str],
         if not _is_gazetteer_name(word, gazetteer):
             continue
         initial = match.start() == run[0].start() and _starts_sentence(text, match.start())
-        if not initial or not _is_english(word, english) or len(run) > 1:
+        if not initial or len(run) > 1:
+            return True
+        # One word opening a sentence: "Ewan." or "Maya, ..." answers a question; "Hang on..." does not.
+        if not _is_english(word, english) and _ALONE_AFTER.match(text, run[-1].end()):
             return True
     return False
 
@@ -652,8 +662,9 @@ def _plausible_phone(text: str, start: int, end: int) -> bool:
         return False
     if value.isdigit() and digits < 10:
         return False  # a bare short number is a phone only after a phone cue (see _phones)
-    if text[end:end + 1] in ("/", ":") or text[start - 1:start] in ("/", "$", "#"):
-        return False  # 148/92, $1240
+    if text[end:end + 1] in ("/", ":") or text[start - 1:start] in ("/", "$", "#", "-", ".") or \
+            text[start - 1:start].isalnum() or text[end:end + 1].isalnum():
+        return False  # 148/92, $1240, C-2026-3408
     before = text[max(0, start - 50):start]
     cue = _PHONE_CUE.search(before)
     other = [m for r in (_OTHER_ID_CUE, _MRN_CUE, _SSN_CUE) for m in r.finditer(before)
@@ -792,11 +803,14 @@ def _dobs(text: str) -> list[_Candidate]:
     return out
 
 
+_ZIP_CUE = re.compile(r"(?i:\b(?:zip(?:\s*code)?|post(?:al)?\s*code)\b)")
+_ZIP_VALUE = re.compile(r"(?<![\w$£€.,-])\d{5}(?:-\d{4})?(?![\w-]|[.,]\d)")
 _UK_POSTCODE = re.compile(r"\b[A-PR-UWYZ][A-HK-Y]?\d[A-Z\d]? ?\d[ABD-HJLNP-UW-Z]{2}\b")
 
 
 def _addresses(text: str) -> list[_Candidate]:
-    return _shape(text, _ADDRESS_RE, "address") + _shape(text, _UK_POSTCODE, "address")
+    return (_shape(text, _ADDRESS_RE, "address") + _shape(text, _UK_POSTCODE, "address")
+            + _after_cue(text, _ZIP_CUE, _ZIP_VALUE, "address", stop=_OTHER_ID_CUE))
 
 
 def _trim_name(text: str, start: int, end: int) -> tuple[int, int] | None:
