@@ -96,6 +96,7 @@ def _narrow_codes(node: dict[str, Any], allowed: list[str]) -> None:
         node["uniqueItems"] = True
         if allowed:
             node["items"]["enum"] = allowed
+            node["maxItems"] = len(allowed)  # each code at most once, even where a decoder ignores uniqueItems
         else:  # nothing indicated: the only right answer is no code
             node["maxItems"] = 0
             node["items"] = {"type": "string"}
