@@ -149,3 +149,40 @@ def test_a_student_directory_that_is_not_a_trained_adapter_is_refused(tmp_path: 
     write_policy(path, policy(student=str(tmp_path)))
     with pytest.raises(PolicyError, match="not a local student"):
         Router.from_policy(path, teacher=OpenAIChatModel(teacher_server.client(), TEACHER, logprobs=False))
+
+
+def test_rollback_puts_the_previous_policy_back_and_leaves_the_history_alone(tmp_path: Path):
+    from distill_pipeline.routing import policy_history, rollback_policy
+
+    path = tmp_path / "routing_policy" / "current.json"
+    first = {"student": "ft:one", "teacher_model": "gpt-4o", "threshold": -0.5, "promoted": True,
+             "created_at": "2026-11-01T00:00:00+00:00"}
+    second = {**first, "student": "ft:two", "created_at": "2026-11-02T00:00:00+00:00"}
+    write_policy(path, first)
+    first_text = path.read_bytes()
+    write_policy(path, second)
+    history = {p.name: p.read_bytes() for p in policy_history(path)}
+
+    restored, source = rollback_policy(path)
+
+    assert restored.student == "ft:one" and path.read_bytes() == first_text
+    assert {p.name: p.read_bytes() for p in policy_history(path)} == history
+    with pytest.raises(PolicyError, match="first policy"):
+        rollback_policy(path)
+
+
+def test_distill_policy_rollback_runs_from_the_shell(tmp_path: Path):
+    import subprocess
+    import sys
+
+    root = tmp_path / "storage"
+    path = root / "routing_policy" / "current.json"
+    for day, student in (("01", "ft:one"), ("02", "ft:two")):
+        write_policy(path, {"student": student, "teacher_model": "gpt-4o", "threshold": -0.5, "promoted": True,
+                            "created_at": f"2026-11-{day}T00:00:00+00:00"})
+    command = [sys.executable, "-m", "distill_pipeline.cli", "policy", "rollback", "--storage-root", str(root)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "ft:one" in done.stdout and read_policy(path).student == "ft:one"
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 1 and "first policy" in again.stderr
