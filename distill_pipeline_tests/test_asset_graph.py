@@ -46,15 +46,16 @@ def graph_shape() -> dict[str, Any]:
             "checks": sorted(check.to_user_string() for check in job.selection.resolve_checks(graph)),
             "partitions": partitions(defs.resolve_job_def(job.name).partitions_def),  # as run: inferred or set
         }
+    repository = defs.get_repository_def()  # schedules and sensors as resolved against the jobs
     schedules = {schedule.name: {"job": schedule.job_name, "cron": schedule.cron_schedule,
                                  "timezone": schedule.execution_timezone,
                                  "default_status": schedule.default_status.value}
-                 for schedule in sorted(defs.schedules or [], key=lambda s: s.name)}
+                 for schedule in sorted(repository.schedule_defs, key=lambda s: s.name)}
     sensors = {sensor.name: {"type": sensor.sensor_type.value,
                              "jobs": sorted(target.job_name for target in sensor.targets),
                              "minimum_interval_seconds": sensor.minimum_interval_seconds,
                              "default_status": sensor.default_status.value}
-               for sensor in sorted(defs.sensors or [], key=lambda s: s.name)}
+               for sensor in sorted(repository.sensor_defs, key=lambda s: s.name)}
     return {"assets": assets, "jobs": jobs, "schedules": schedules, "sensors": sensors}
 
 
