@@ -9,9 +9,13 @@ import tiktoken
 from distill_pipeline.core import finetune_format
 from distill_pipeline.core.finetune_format import (
     APPROX_METHOD,
+    OPENAI_BASE_MODEL,
+    OPENAI_MAX_TOKENS_PER_EXAMPLE,
     check_lines,
     count_tokens,
     estimate_training_cost,
+    example_token_limit,
+    job_key,
     token_count_method,
 )
 
@@ -162,3 +166,21 @@ def test_an_unpriced_openai_model_raises_with_the_known_models():
 def test_local_training_costs_nothing_and_estimates_wall_time():
     cost = estimate_training_cost(10_000, 2, "local", tokens_per_second=500.0)
     assert cost["estimated_usd"] == 0.0 and cost["estimated_wall_time_s"] == 40.0
+
+
+def test_the_default_openai_base_model_has_a_training_price():
+    assert estimate_training_cost(1_000_000, 1, "openai", model=OPENAI_BASE_MODEL)["estimated_usd"] > 0
+
+
+def test_examples_are_held_to_the_local_max_seq_len_or_to_openais_limit():
+    assert example_token_limit("local", 256) == 256
+    assert example_token_limit("openai", 256) == OPENAI_MAX_TOKENS_PER_EXAMPLE
+
+
+def test_a_job_is_known_by_its_trainer_files_and_settings():
+    train, validation = "a" * 64, "b" * 64
+    key = job_key("local", train, validation, {"rank": 8})
+    assert key == job_key("local", train, validation, {"rank": 8}) and len(key) == 16
+    others = [job_key("openai", train, validation, {"rank": 8}), job_key("local", "c" * 64, validation, {"rank": 8}),
+              job_key("local", train, validation, {"rank": 16})]
+    assert key not in others and len(set(others)) == 3

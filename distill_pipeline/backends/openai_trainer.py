@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import openai
 
 from distill_pipeline.backends.openai_source import _describe, _retry_after
+from distill_pipeline.core.presets import DEFAULT_SEED
 
 T = TypeVar("T")
 
@@ -130,8 +131,8 @@ class OpenAITrainer:
 
     # -- submit ------------------------------------------------------------------------------------------
 
-    def submit(self, train_path: Path, validation_path: Path, *, model: str, suffix: str, key: str, seed: int = 7,
-               hyperparameters: dict | None = None) -> dict:
+    def submit(self, train_path: Path, validation_path: Path, *, model: str, suffix: str, key: str,
+               seed: int = DEFAULT_SEED, hyperparameters: dict | None = None) -> dict:
         """The job for `key`: an existing running or succeeded one, else a new one. Returns the job as JSON."""
         try:
             existing = self._find_job(key)

@@ -1,4 +1,5 @@
-"""The OpenAI chat fine-tuning format: the checks every training file must pass, token counts, cost.
+"""The OpenAI chat fine-tuning format: the checks every training file must pass, token counts, cost, and
+what identifies a fine-tuning job.
 
 The checks are the OpenAI cookbook's data-prep checks ("Data preparation and
 analysis for chat model fine-tuning"), with the same error keys:
@@ -61,6 +62,10 @@ TRAINING_PRICES_PER_1M_USD: dict[str, float] = {
     "gpt-4o": 25.00,
 }
 PRICES_AS_OF = "2026-04"
+# The OpenAI base model a job fine-tunes (and the cost estimate prices) unless configured otherwise.
+OPENAI_BASE_MODEL = "gpt-4o-mini-2024-07-18"
+# The local LoRA trainer's throughput that the training mix's wall-time estimate assumes, tokens per second.
+LOCAL_TOKENS_PER_SECOND = 450.0
 
 
 @dataclass(frozen=True)
@@ -265,6 +270,12 @@ def check_lines(lines: Iterable[bytes | str], max_tokens: int = OPENAI_MAX_TOKEN
 # --- cost -----------------------------------------------------------------------------------
 
 
+def example_token_limit(trainer: str, max_seq_len: int) -> int:
+    """The per-example token limit a training file is checked against: the local trainer's max_seq_len, else
+    OpenAI's."""
+    return max_seq_len if trainer == "local" else OPENAI_MAX_TOKENS_PER_EXAMPLE
+
+
 def training_price_per_1m(model: str, prices: Mapping[str, float] = TRAINING_PRICES_PER_1M_USD) -> float | None:
     """The price for a base model (or a dated snapshot of it), by longest matching name prefix."""
     matches = [name for name in prices if model == name or model.startswith(name + "-")]
@@ -292,3 +303,13 @@ def estimate_training_cost(total_tokens: int, epochs: int, trainer: str, *, mode
         return {"trainer": trainer, "model": model, "epochs": epochs, "trained_tokens": trained,
                 "estimated_usd": 0.0, "tokens_per_second": tokens_per_second, "estimated_wall_time_s": wall}
     raise ValueError(f"trainer {trainer!r} is not 'local' or 'openai'")
+
+
+# --- the job ------------------------------------------------------------------------------------------
+
+
+def job_key(trainer: str, train_sha: str, validation_sha: str, hyperparameters: dict) -> str:
+    """The job's identity: same files and settings, same job, so a retry never pays twice."""
+    payload = json.dumps({"trainer": trainer, "train": train_sha, "validation": validation_sha,
+                          "hyperparameters": hyperparameters}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]

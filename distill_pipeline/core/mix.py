@@ -17,6 +17,7 @@ from fractions import Fraction
 from typing import Any, Literal, TypeVar
 
 from distill_pipeline.core.general import GeneralExample
+from distill_pipeline.core.presets import DEFAULT_SEED
 from distill_pipeline.core.traces import TraceRow
 
 T = TypeVar("T")
@@ -102,7 +103,7 @@ class MixConfig:
     validation_share: float = 0.10
     max_examples: int | None = None  # train + validation, both sources
     per_intent_cap: int | None = None  # most domain examples taken from any one intent
-    seed: int = 7
+    seed: int = DEFAULT_SEED
 
     def __post_init__(self) -> None:
         if not 0 <= self.general_share < 1:

@@ -20,15 +20,12 @@ from distill_pipeline.core.evaluation import (
 from distill_pipeline.core.general import check_answer
 from distill_pipeline.core.graders import build_graders
 from distill_pipeline.core.latency import served_summary
-from distill_pipeline.core.presets import preset
+from distill_pipeline.core.presets import EVAL_SIZES, preset
 from distill_pipeline.core.report import readable, render_markdown
 from distill_pipeline.defs.mix import read_chat_lines, read_general
 from distill_pipeline.defs.resources import OpenAIResource, PipelineSettings
 from distill_pipeline.defs.train import png_markdown, read_student
 
-# How many held-out examples each preset evaluates: (domain, base model, general). None: all. The base model
-# scores near 0 on the task, so a few requests establish that; cpu is sized so `make demo` fits its 8 minutes.
-EVAL_SIZES = {"tiny": (8, 4, 4), "cpu": (60, 8, 12), "gpu": (None, 100, 100)}
 # How many held-out requests the student answers again one at a time, streaming, to time it as served.
 SINGLE_REQUESTS = {"tiny": 3, "cpu": 20, "gpu": 50}
 HEADLINE_KEYS = ("base_score", "student_score", "teacher_score", "routed_score", "recommended_threshold",

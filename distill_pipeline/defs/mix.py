@@ -16,7 +16,13 @@ from distill_pipeline.backends.storage import (
     sha256_file,
 )
 from distill_pipeline.core.corpus import CorpusSize
-from distill_pipeline.core.finetune_format import check_lines, estimate_training_cost
+from distill_pipeline.core.finetune_format import (
+    LOCAL_TOKENS_PER_SECOND,
+    OPENAI_BASE_MODEL,
+    check_lines,
+    estimate_training_cost,
+    example_token_limit,
+)
 from distill_pipeline.core.general import GeneralExample, load_general_examples, parse_general_example
 from distill_pipeline.core.mix import (
     Mix,
@@ -35,7 +41,7 @@ from distill_pipeline.core.mix import (
     split_holdout,
     to_jsonl,
 )
-from distill_pipeline.core.presets import preset
+from distill_pipeline.core.presets import DEFAULT_SEED, preset
 from distill_pipeline.core.redaction import RedactionReport, redact_example
 from distill_pipeline.core.traces import TraceRow, parse_line
 from distill_pipeline.defs.resources import PipelineSettings
@@ -53,9 +59,9 @@ class MixSettings(dg.Config):
     validation_share: float = 0.10
     max_examples: int | None = None  # None: the most whose train part fits the preset's max_train_examples
     per_intent_cap: int | None = None
-    seed: int = 7
+    seed: int = DEFAULT_SEED
     epochs: int | None = None  # for the cost estimate; None: the preset's
-    openai_model: str = "gpt-4o-mini-2024-07-18"  # for the cost estimate when DISTILL_TRAINER=openai
+    openai_model: str = OPENAI_BASE_MODEL  # for the cost estimate when DISTILL_TRAINER=openai
 
 
 KEY_COLUMNS = ("completion_id", "content_hash", "intent")
@@ -311,11 +317,11 @@ def training_mix(context: dg.AssetExecutionContext, config: MixSettings,
                                                 "corpus": corpus.to_dict()})
     settings = preset(pipeline.preset)
     epochs = config.epochs or settings.epochs
-    report = check_lines(_lines(out / "train.jsonl"),
-                         max_tokens=settings.max_seq_len if pipeline.trainer == "local" else 65_536)
+    report = check_lines(_lines(out / "train.jsonl"), max_tokens=example_token_limit(pipeline.trainer,
+                                                                                     settings.max_seq_len))
     cost = estimate_training_cost(report.billing_tokens, epochs, pipeline.trainer,
                                   model=config.openai_model if pipeline.trainer == "openai" else "",
-                                  tokens_per_second=450.0 if pipeline.trainer == "local" else None)
+                                  tokens_per_second=LOCAL_TOKENS_PER_SECOND if pipeline.trainer == "local" else None)
     meta = mix.metadata()
     context.log.info(f"mix: {meta['train_examples']} train + {meta['validation_examples']} validation "
                      f"({meta['domain_examples']} domain, {meta['general_examples']} general)")
@@ -350,7 +356,7 @@ def training_mix(context: dg.AssetExecutionContext, config: MixSettings,
                 "non-empty content, an assistant message, the per-example token limit, at least 10 examples).")
 def training_mix_format(pipeline: PipelineSettings) -> dg.AssetCheckResult:
     out = pipeline.layout.asset_dir("training_mix")
-    limit = preset(pipeline.preset).max_seq_len if pipeline.trainer == "local" else 65_536
+    limit = example_token_limit(pipeline.trainer, preset(pipeline.preset).max_seq_len)
     train = check_lines(_lines(out / "train.jsonl"), max_tokens=limit)
     validation = check_lines(_lines(out / "validation.jsonl"), max_tokens=limit, min_examples=1)
     return dg.AssetCheckResult(passed=train.ok and validation.ok, metadata={

@@ -1,7 +1,6 @@
 """Train: submit (or find) the fine-tuning job, then wait for the finished student."""
 
 import base64
-import hashlib
 import json
 from pathlib import Path
 
@@ -9,21 +8,15 @@ import dagster as dg
 
 from distill_pipeline.backends.storage import atomic_write_json, sha256_file
 from distill_pipeline.core.artifacts import TrainingFigures
-from distill_pipeline.core.presets import preset
+from distill_pipeline.core.finetune_format import OPENAI_BASE_MODEL, job_key
+from distill_pipeline.core.presets import DEFAULT_SEED, preset
 from distill_pipeline.defs.resources import OpenAIResource, PipelineSettings
 
 
 class FineTuneConfig(dg.Config):
-    openai_model: str = "gpt-4o-mini-2024-07-18"  # the OpenAI base model when DISTILL_TRAINER=openai
+    openai_model: str = OPENAI_BASE_MODEL  # the OpenAI base model when DISTILL_TRAINER=openai
     suffix: str = "distill"
     base_model: str | None = None  # the local trainer's base model; None: the preset's (bundled SmolLM2)
-
-
-def job_key(trainer: str, train_sha: str, validation_sha: str, hyperparameters: dict) -> str:
-    """The job's identity: same files and settings, same job, so a retry never pays twice."""
-    payload = json.dumps({"trainer": trainer, "train": train_sha, "validation": validation_sha,
-                          "hyperparameters": hyperparameters}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 class StudentModelConfig(dg.Config):
@@ -62,9 +55,10 @@ def fine_tune_job(context: dg.AssetExecutionContext, config: FineTuneConfig, pip
         from distill_pipeline.backends.openai_trainer import OpenAITrainer
 
         trainer = OpenAITrainer(openai.client(), log=context.log.info)
-        hyperparameters = {"model": config.openai_model, "suffix": config.suffix, "seed": 7}
+        hyperparameters = {"model": config.openai_model, "suffix": config.suffix, "seed": DEFAULT_SEED}
         key = job_key("openai", train_sha, validation_sha, hyperparameters)
-        job = trainer.submit(train, validation, model=config.openai_model, suffix=config.suffix, key=key)
+        job = trainer.submit(train, validation, model=config.openai_model, suffix=config.suffix, key=key,
+                             seed=DEFAULT_SEED)
         record = {"job_id": job["id"], "status": job["status"]}
     else:
         settings = preset(pipeline.preset)
