@@ -16,10 +16,10 @@ pytest.importorskip("peft")
 from distill_pipeline.backends.local_student import LocalStudent  # noqa: E402
 from distill_pipeline.backends.local_trainer import (  # noqa: E402
     TINY_WORDS,
-    file_sha256,
     resolve_base_model,
     train_lora,
 )
+from distill_pipeline.backends.storage import sha256_file  # noqa: E402
 from distill_pipeline.core.presets import PRESETS, preset  # noqa: E402
 
 WORDS = TINY_WORDS
@@ -87,8 +87,8 @@ def test_the_manifest_records_what_trained_the_adapter(trained, tiny_base: Path)
                 "validation_losses", "tokens_per_s", "train_wall_s", "peak_memory_mb", "device", "dtype", "versions",
                 "adapter_sha256"):
         assert key in manifest, key
-    assert manifest["train_sha256"] == file_sha256(train)
-    assert manifest["validation_sha256"] == file_sha256(validation)
+    assert manifest["train_sha256"] == sha256_file(train)
+    assert manifest["validation_sha256"] == sha256_file(validation)
     assert manifest["base_model"] == str(tiny_base)
     # the student's metadata, the model card and the demo read these through the one typed reader
     figures = TrainingFigures.from_manifest(on_disk)

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from distill_pipeline.backends.local_trainer import file_sha256, load_base, quiet_peft, resolve_device_dtype
+from distill_pipeline.backends.local_trainer import load_base, quiet_peft, resolve_device_dtype
+from distill_pipeline.backends.storage import sha256_file
 from distill_pipeline.core.presets import LoraSettings
 
 
@@ -53,7 +54,7 @@ def export_merged(base_model_dir: Path, adapter_dir: Path, out_dir: Path, settin
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     seconds = time.perf_counter() - started
-    weights = {p.name: file_sha256(p) for p in sorted(out_dir.glob("*.safetensors"))}
+    weights = {p.name: sha256_file(p) for p in sorted(out_dir.glob("*.safetensors"))}
     log(f"merged the adapter into {Path(base_model_dir).name} and saved it to {out_dir} in {seconds:.1f} s")
     return {"path": str(out_dir), "dtype": str(saved_dtype).removeprefix("torch."), "weights_sha256": weights,
             "export_s": round(seconds, 2)}

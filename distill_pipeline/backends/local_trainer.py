@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from distill_pipeline.backends.storage import sha256_file
 from distill_pipeline.core.artifacts import TrainingFigures
 from distill_pipeline.core.fields import FieldRules, value_spans
 from distill_pipeline.core.presets import TINY_MODEL, LoraSettings
@@ -608,9 +609,9 @@ def train_lora(
         "base_model_sha256": weights_sha256(base_model_dir),
         "settings": settings.to_dict(),
         "train_file": str(train_file),
-        "train_sha256": file_sha256(train_file),
+        "train_sha256": sha256_file(train_file),
         "validation_file": str(validation_file),
-        "validation_sha256": file_sha256(validation_file),
+        "validation_sha256": sha256_file(validation_file),
         "train_examples": len(train_set),
         "validation_examples": len(validation_set),
         "skipped_too_long": {"train": train_skipped, "validation": validation_skipped},
@@ -748,7 +749,7 @@ def _write_outputs(out_dir: Path, peft_model: Any, manifest: dict[str, Any], cur
     try:
         tmp.mkdir()
         peft_model.save_pretrained(tmp / "adapter")
-        manifest["adapter_sha256"] = {p.name: file_sha256(p) for p in sorted((tmp / "adapter").iterdir())
+        manifest["adapter_sha256"] = {p.name: sha256_file(p) for p in sorted((tmp / "adapter").iterdir())
                                       if p.is_file()}
         plot_loss_curve(curve, manifest["validation_losses"], tmp / "loss_curve.png")
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -790,20 +791,12 @@ def plot_loss_curve(curve: list[dict[str, Any]], validation: list[dict[str, Any]
     figure.savefig(path)
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def weights_sha256(model_dir: Path) -> str:
     """One digest over every weight file of a checkpoint directory (names and contents, in name order)."""
     digest = hashlib.sha256()
     files = sorted(p for p in Path(model_dir).iterdir() if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
     for path in files:
-        digest.update(f"{path.name}\0{file_sha256(path)}\n".encode())
+        digest.update(f"{path.name}\0{sha256_file(path)}\n".encode())
     return digest.hexdigest()
 
 

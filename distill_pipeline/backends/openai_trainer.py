@@ -18,7 +18,6 @@ or 403 with another code) raises `OpenAIAccessDenied`, which says which one it w
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any, TypeVar
 import openai
 
 from distill_pipeline.backends.openai_source import _describe, _retry_after
+from distill_pipeline.backends.storage import sha256_file
 from distill_pipeline.core.presets import DEFAULT_SEED
 
 T = TypeVar("T")
@@ -84,11 +84,7 @@ class FineTuneFailed(RuntimeError):
 
 def upload_name(path: Path, role: str) -> tuple[str, str]:
     """(sha256 of the file, the name it is uploaded under: distill-<sha256[:16]>-<role>.jsonl)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    sha = digest.hexdigest()
+    sha = sha256_file(path)
     return sha, f"distill-{sha[:16]}-{role}.jsonl"
 
 
