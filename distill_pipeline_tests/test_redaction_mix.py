@@ -28,12 +28,12 @@ LINES = [  # short: the tiny preset's 256-token limit applies to every example
     "Caller: ximena.vp at example dot com",
     "Caller: V-A-N-T-E-R-P-O-O-L. Social 219 44 7781.",
     "Caller: 88 Hollyhock Lane. My wife Thandeka.",
-    "Caller: +44 20 7946 0321. I paid $412.35.",
+    "Caller: +44 20 7946 0321. Nurse Patel said $412.35.",
 ]
 PLANTED = ["Quarshie", "07700 900 461", "7 August 1969", "3318842", "Vanterpool", "Ximena",
            "ximena.vp at example dot com", "V-A-N-T-E-R-P-O-O-L", "219 44 7781", "88 Hollyhock Lane", "Thandeka",
            "+44 20 7946 0321"]
-KEPT_PLANTED = ["$412.35"]
+KEPT_PLANTED = ["$412.35", "Nurse Patel"]
 PLACEHOLDER = re.compile(r"\[(?:PHONE|EMAIL|SSN|MRN|DOB|ADDRESS|NAME)_\d+\]")
 
 
@@ -74,8 +74,10 @@ def mix_files(tmp_path_factory) -> list[dict]:
     for day in DAYS:
         assert dg.materialize(ASSETS + ASSET_CHECKS, partition_key=day, resources=resources,
                               selection=["teacher_traces", "trace_evals", "pass_cases"]).success
-    assert dg.materialize(ASSETS + ASSET_CHECKS, resources=resources,
-                          selection=["general_examples", "eval_holdout", "training_mix"]).success
+    # The files are what leaves the machine, so they are read whatever the mix's checks say afterwards.
+    result = dg.materialize(ASSETS + ASSET_CHECKS, resources=resources, raise_on_error=False,
+                            selection=["general_examples", "eval_holdout", "training_mix"])
+    assert "training_mix" in {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
     mix = pipeline.layout.asset_dir("training_mix")
     return [json.loads(line) for name in ("train.jsonl", "validation.jsonl")
             for line in (mix / name).read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -107,7 +109,7 @@ def test_every_value_the_student_must_learn_survives_in_the_training_files(mix_f
         request, answer = example["messages"][-2]["content"], json.loads(example["messages"][-1]["content"])
         for value in (answer.get("follow_up") or {}).values():
             if isinstance(value, str):  # the follow-up date, time and clinician: in the answer and the request
-                assert value in request, (value, request)
+                assert not PLACEHOLDER.search(value) and value in request, (value, request)
                 checked += 1
         for code in answer.get("icd10") or []:
             assert code in example["messages"][-1]["content"]
