@@ -241,6 +241,9 @@ def outputs(root: Path) -> dict[str, Any]:
     got["student"] = student["student"]
     report = json.loads((root / "student_eval_report" / "report.json").read_text())
     got["eval_records"] = [{k: v for k, v in r.items() if k not in TIMINGS} for r in report["records"]]
+    for record in got["eval_records"]:  # each step is (confidence, ms since the request): keep the confidences
+        steps = record.get("student_confidence_steps") or {}
+        record["student_confidence_steps"] = {signal: [c for c, _ in s] for signal, s in steps.items()}
     got["eval_scores"] = {k: report[k] for k in ("student_score", "teacher_score", "recommended_threshold")}
     policy = json.loads((root / "routing_policy" / "current.json").read_text())
     got["routing_policy"] = {k: policy[k] for k in ("student", "threshold", "promoted", "teacher_only_intents")}
