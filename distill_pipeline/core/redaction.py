@@ -375,7 +375,6 @@ _ADDRESS_RE = re.compile(
 
 NAMES_MAX_RANK = 10_000  # a first or last name counts when it ranks in the top this many of any country
 PHONE_REGIONS = ("US", "GB")  # national formats libphonenumber reads; "+61 ..." parses in any region
-_CACHE_ENV = "DISTILL_CACHE_DIR"
 
 _WORD_RE = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*(?:-[^\W\d_]+(?:['’][^\W\d_]+)*)*")
 _PARTICLES = frozenset("van von der den de del della di da dos das du la le bin ibn al el ter ten st".split())
@@ -452,9 +451,7 @@ _NOT_SPELLED = frozenset("DOB MRN SSN ICD USA NHS ICU BMI ECG EKG MRI CPR GP ER 
 
 
 def _cache_dir() -> Path:
-    root = os.environ.get(_CACHE_ENV) or os.path.join(os.environ.get("XDG_CACHE_HOME") or
-                                                      os.path.expanduser("~/.cache"), "distill-pipeline")
-    return Path(root)
+    return Path(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")) / "distill-pipeline"
 
 
 def _gazetteer_from_names_dataset() -> frozenset[str]:
