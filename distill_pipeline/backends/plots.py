@@ -1,7 +1,7 @@
-"""The evaluation report's charts, as PNG files.
+"""The evaluation report's charts and the trainer's loss curve, as PNG files.
 
 Figures are built with `matplotlib.figure.Figure` and the Agg canvas, never pyplot,
-so no display is needed and no global state is shared between runs. Every
+so no display is needed and no global state is shared between runs. Every report
 function writes its file atomically (temp file + rename) and returns its path.
 """
 
@@ -221,3 +221,29 @@ def write_report_plots(summary: Mapping[str, Any], student_ttft_ms: Sequence[flo
             "deferral_curve": plot_deferral_curve(summary, directory / "deferral_curve.png")}
            if summary.get("field_accuracy") else {}),
     }
+
+
+def plot_loss_curve(curve: list[dict[str, Any]], validation: list[dict[str, Any]], path: Path) -> None:
+    """The training run's loss per step, its running mean and the validation losses; written into the trainer's
+    own temporary output folder, which is renamed into place as a whole."""
+    figure = Figure(figsize=(7, 4), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    steps = [p["step"] for p in curve]
+    losses = [p["loss"] for p in curve]
+    axes.plot(steps, losses, color="#9ab", linewidth=0.8, label="train loss (per step)")
+    span = max(1, len(losses) // 20)
+    if len(losses) > span:
+        smooth = [sum(losses[max(0, i - span + 1): i + 1]) / len(losses[max(0, i - span + 1): i + 1])
+                  for i in range(len(losses))]
+        axes.plot(steps, smooth, color="#136", linewidth=1.5, label=f"train loss ({span}-step mean)")
+    if validation:
+        axes.plot([p["step"] for p in validation], [p["loss"] for p in validation], "o-", color="#c50",
+                  label="validation loss")
+    axes.set_xlabel("step")
+    axes.set_ylabel("loss (answer tokens)")
+    axes.set_yscale("log")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path)
