@@ -13,7 +13,7 @@ from distill_pipeline.core.audit import build_model_card, grader_summary, render
 from distill_pipeline.defs.curate import eval_path
 from distill_pipeline.defs.evaluate import read_report
 from distill_pipeline.defs.resources import PipelineSettings
-from distill_pipeline.defs.train import read_job, read_student
+from distill_pipeline.defs.train import read_job
 from distill_pipeline.settings import REPO_ROOT
 
 TRAINING_TRACES_SCHEMA = pa.schema([
@@ -49,9 +49,9 @@ def _jsonl(path: Path) -> list[dict]:
 )
 def model_card(context: dg.AssetExecutionContext, pipeline: PipelineSettings) -> dg.MaterializeResult:
     layout = pipeline.layout
-    student, job, report = read_student(pipeline), read_job(pipeline), read_report(pipeline)
+    student, job, report = layout.read_student(), read_job(pipeline), read_report(pipeline)
     manifest_path = layout.asset_dir("student_model") / job["job_id"] / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else student.get("manifest", {})
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else student.manifest or {}
     mix_dir = layout.asset_dir("training_mix")
     mix = json.loads((mix_dir / "mix_config.json").read_text())
     partitions = mix["pass_case_partitions"]
@@ -73,7 +73,7 @@ def model_card(context: dg.AssetExecutionContext, pipeline: PipelineSettings) ->
         event = context.instance.get_latest_materialization_event(dg.AssetKey(asset))
         if event is not None:
             run_ids[asset] = event.run_id
-    card = build_model_card(student=student, job=job, manifest=manifest, training_examples=examples,
+    card = build_model_card(student=student.to_dict(), job=job, manifest=manifest, training_examples=examples,
                             pass_case_partitions=partitions, graders=grader_summary(eval_rows), holdout=holdout,
                             report=report, code_version=code_version(), run_ids=run_ids,
                             redaction=mix.get("redaction"), corpus=mix.get("corpus"))

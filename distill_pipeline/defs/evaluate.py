@@ -8,6 +8,7 @@ import dagster as dg
 
 from distill_pipeline.backends.serving import time_single_requests
 from distill_pipeline.backends.storage import atomic_write_bytes, atomic_write_json
+from distill_pipeline.core.artifacts import StudentInfo
 from distill_pipeline.core.chat import Completion
 from distill_pipeline.core.evaluation import (
     GateConfig,
@@ -24,7 +25,7 @@ from distill_pipeline.core.presets import EVAL_SIZES, preset
 from distill_pipeline.core.report import readable, render_markdown
 from distill_pipeline.defs.mix import read_chat_lines, read_general
 from distill_pipeline.defs.resources import OpenAIResource, PipelineSettings
-from distill_pipeline.defs.train import png_markdown, read_student
+from distill_pipeline.defs.train import png_markdown
 
 # How many held-out requests the student answers again one at a time, streaming, to time it as served.
 SINGLE_REQUESTS = {"tiny": 3, "cpu": 20, "gpu": 50}
@@ -59,20 +60,20 @@ def gate_config(config: EvalConfig) -> GateConfig:
 class _Models:
     """The student and the untrained base model, behind the chat-model port."""
 
-    def __init__(self, student: dict, pipeline: PipelineSettings, openai: OpenAIResource, log=None,
+    def __init__(self, student: StudentInfo, pipeline: PipelineSettings, openai: OpenAIResource, log=None,
                  json_schema=None):
         self.info, self.pipeline, self.openai, self.log = student, pipeline, openai, log
         self.json_schema = json_schema
 
     def student(self):
-        if self.info["trainer"] == "openai":
+        if self.info.trainer == "openai":
             from distill_pipeline.backends.chat_models import OpenAIChatModel
 
-            return OpenAIChatModel(self.openai.client(), model=self.info["student"])
-        return self._local(Path(self.info["student"]))
+            return OpenAIChatModel(self.openai.client(), model=self.info.student)
+        return self._local(Path(self.info.student))
 
     def base(self):
-        if self.info["trainer"] == "openai":
+        if self.info.trainer == "openai":
             return None  # the OpenAI base model is not scored offline
         return self._local(None)
 
@@ -86,7 +87,7 @@ class _Models:
             policy = read_policy(policy_path)
         except PolicyError:
             return None
-        if (not policy.promoted or policy.student == self.info["student"] or policy.student_endpoint
+        if (not policy.promoted or policy.student == self.info.student or policy.student_endpoint
                 or not (Path(policy.student) / "adapter_config.json").is_file()):
             return None
         return policy.student, self._local(Path(policy.student))
@@ -94,8 +95,10 @@ class _Models:
     def _local(self, adapter: Path | None):
         from distill_pipeline.backends.local_student import LocalStudent
 
-        settings = preset(self.info.get("preset", self.pipeline.preset))
-        return LocalStudent(Path(self.info["base_model_dir"]), adapter, settings, log=self.log,  # batch progress
+        if self.info.base_model_dir is None:
+            raise ValueError(f"{self.info.student} is an OpenAI student: no local base model to load")
+        settings = preset(self.info.preset or self.pipeline.preset)
+        return LocalStudent(Path(self.info.base_model_dir), adapter, settings, log=self.log,  # batch progress
                             json_schema=self.json_schema)
 
 
@@ -129,7 +132,7 @@ def student_eval_report(context: dg.AssetExecutionContext, config: EvalConfig, p
     holdout = read_chat_lines(layout.asset_dir("eval_holdout") / "domain.jsonl")[:n]
     general = read_general(layout.asset_dir("eval_holdout") / "general.jsonl")[:n_general]
     decoding = task.decoding_rules if config.constrained_decoding else None
-    models = _Models(read_student(pipeline), pipeline, openai, log=context.log.info,
+    models = _Models(layout.read_student(), pipeline, openai, log=context.log.info,
                      json_schema=decoding.for_messages if decoding is not None else None)
     requests = [t.request_messages for t in holdout]
 
@@ -176,7 +179,7 @@ def student_eval_report(context: dg.AssetExecutionContext, config: EvalConfig, p
     plots = write_report_plots(summary, [r.student_ttft_ms for r in records], [r.teacher_ttft_ms for r in records],
                                out)
     report = {**summary, "gate": verdict.to_dict(), "gate_config": gate_config(config).__dict__,
-              "student": models.info, "run_id": context.run.run_id,
+              "student": models.info.to_dict(), "run_id": context.run.run_id,
               "decoding": decoding.to_dict() if decoding is not None else None,
               "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
               "records": [r.__dict__ for r in records], "plots": {k: str(v) for k, v in plots.items()}}

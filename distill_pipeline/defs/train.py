@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from distill_pipeline.backends.storage import atomic_write_json, sha256_file
-from distill_pipeline.core.artifacts import TrainingFigures
+from distill_pipeline.core.artifacts import StudentInfo, TrainingFigures
 from distill_pipeline.core.finetune_format import OPENAI_BASE_MODEL, job_key
 from distill_pipeline.core.presets import DEFAULT_SEED, preset
 from distill_pipeline.defs.resources import OpenAIResource, PipelineSettings
@@ -95,13 +95,13 @@ def student_model(context: dg.AssetExecutionContext, config: StudentModelConfig,
         from distill_pipeline.backends.openai_trainer import OpenAITrainer
 
         result = OpenAITrainer(openai.client(), log=context.log.info).wait(job["job_id"])
-        student = {"trainer": "openai", "student": result["fine_tuned_model"], "job_id": job["job_id"],
-                   "key": job["key"], "manifest": result}
-        atomic_write_json(pipeline.layout.asset_dir("student_model") / "student.json", student)
+        student = StudentInfo(trainer="openai", student=result["fine_tuned_model"], job_id=job["job_id"],
+                              key=job["key"], manifest=result)
+        pipeline.layout.write_student(student)
         return dg.MaterializeResult(metadata={
-            "student": student["student"], "trainer": "openai", "job_id": job["job_id"],
+            "student": student.student, "trainer": "openai", "job_id": job["job_id"],
             "trained_tokens": result.get("trained_tokens") or 0,
-        }, data_version=dg.DataVersion(student["student"]))
+        }, data_version=dg.DataVersion(student.student))
     return _train_local(context, pipeline, job, export_merged=config.export_merged)
 
 
@@ -124,12 +124,12 @@ def _train_local(context: dg.AssetExecutionContext, pipeline: PipelineSettings, 
         manifest = train_lora(Path(job["train_path"]), Path(job["validation_path"]), settings, base_dir, out_dir,
                               log=context.log.info, field_rules=pipeline.load_task().field_rules)
     merged = _merged_checkpoint(out_dir, base_dir, settings, context.log.info) if export_merged else None
-    student = {"trainer": "local", "student": str(out_dir / "adapter"), "base_model_dir": str(base_dir),
-               "job_id": job["job_id"], "key": job["key"], "preset": job["preset"],
-               "merged": merged["path"] if merged else None}
-    atomic_write_json(layout.asset_dir("student_model") / "student.json", student)
+    student = StudentInfo(trainer="local", student=str(out_dir / "adapter"), base_model_dir=str(base_dir),
+                          job_id=job["job_id"], key=job["key"], preset=job["preset"],
+                          merged=merged["path"] if merged else None)
+    layout.write_student(student)
     metadata = {
-        "student": student["student"],
+        "student": student.student,
         "trainer": "local",
         "job_id": job["job_id"],
         "base_model": str(manifest.get("base_model", base_dir)),
@@ -158,9 +158,3 @@ def _merged_checkpoint(out_dir: Path, base_dir: Path, settings, log) -> dict:
     atomic_write_json(record_path, record)
     return record
 
-
-def read_student(pipeline: PipelineSettings) -> dict:
-    path = pipeline.layout.asset_dir("student_model") / "student.json"
-    if not path.exists():
-        raise dg.Failure("student_model has not been materialized: materialize it first")
-    return json.loads(path.read_text())
