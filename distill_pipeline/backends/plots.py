@@ -61,12 +61,16 @@ def plot_scores_by_intent(summary: Mapping[str, Any], path: str | Path) -> Path:
     return _save(figure, path)
 
 
+def _sweep_figure(summary: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]], list[float], Figure, Any]:
+    """The sweep's rows by teacher share, the shares in percent, and a figure with one axes to draw them on."""
+    sweep = sorted(summary.get("sweep") or [], key=lambda row: row["teacher_share"])
+    figure = Figure(figsize=(7.0, 4.2))
+    return sweep, [100 * row["teacher_share"] for row in sweep], figure, figure.add_subplot()
+
+
 def plot_routing_sweep(summary: Mapping[str, Any], path: str | Path) -> Path:
     """Teacher share vs blended score, cost per call on a second axis, the recommended threshold marked."""
-    sweep = sorted(summary.get("sweep") or [], key=lambda row: row["teacher_share"])
-    shares = [100 * row["teacher_share"] for row in sweep]
-    figure = Figure(figsize=(7.0, 4.2))
-    axes = figure.add_subplot()
+    sweep, shares, figure, axes = _sweep_figure(summary)
     axes.plot(shares, [row["blended_score"] for row in sweep], "o-", color=STUDENT_COLOUR, label="blended score")
     labels: dict[tuple[float, float], list[str]] = {}  # thresholds that route alike share one point
     for row, share in zip(sweep, shares, strict=True):
@@ -121,10 +125,7 @@ def plot_field_accuracy(summary: Mapping[str, Any], path: str | Path) -> Path:
 
 def plot_deferral_curve(summary: Mapping[str, Any], path: str | Path) -> Path:
     """Calls sent to the teacher vs the routed system's structured-field accuracy and all-right share."""
-    sweep = sorted(summary.get("sweep") or [], key=lambda row: row["teacher_share"])
-    shares = [100 * row["teacher_share"] for row in sweep]
-    figure = Figure(figsize=(7.0, 4.2))
-    axes = figure.add_subplot()
+    sweep, shares, figure, axes = _sweep_figure(summary)
     for key, label, style in (("blended_structured_accuracy", "structured-field accuracy", "o-"),
                               ("blended_all_structured_right", "calls with every structured field right", "s--"),
                               ("blended_score", "task score", "^:")):
