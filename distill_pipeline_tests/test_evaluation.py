@@ -343,3 +343,9 @@ def test_figures_are_shown_at_the_precision_a_reader_needs():
     assert readable(0.0000076466666666) == 7.65e-06
     assert readable(6045.1234) == 6045.1
     assert readable(True) is True and readable(3) == 3 and readable(None) is None
+
+
+def test_the_field_table_and_the_deferral_curve_are_drawn_when_the_task_has_fields(tmp_path: Path):
+    paths = write_report_plots(summarise(fielded(), rules=RULES), [50, 60], [500, 650], tmp_path / "plots")
+    for name in ("field_accuracy", "deferral_curve"):
+        assert paths[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
