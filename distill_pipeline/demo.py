@@ -138,8 +138,9 @@ def _report(instance: dg.DagsterInstance, days: list[str], elapsed: float, *, pr
                                                               "final_validation_loss")}))
     print(_line("student_eval_report", {k: report.get(k) for k in (
         "base_score", "student_score", "all_structured_right", "routing_auroc", "recommended_threshold",
-        "teacher_share", "routed_score", "champion_score", "student_ttft_p50_ms", "teacher_ttft_p50_ms",
-        "student_cost_per_call", "teacher_cost_per_call")}))
+        "teacher_share", "routed_score", "champion_score", "student_ttft_single_p50_ms",
+        "student_ttft_single_p95_ms", "teacher_ttft_p50_ms", "routed_ttft_p50_ms", "ttft_ratio",
+        "student_cost_per_call", "teacher_cost_per_call", "cost_ratio")}))
     fields = report.get("field_accuracy") or {}
     if fields:
         print("  per field (student / base; exact fields: share right, soap: token F1):")
