@@ -60,9 +60,14 @@ SILENT = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def prepare() -> int:
-    """Set-up: the local student's base model, dequantised once into `<storage root>/base_models`."""
-    from pathlib import Path
+    """Set-up: the redaction's name list and the local student's base model, each built once and cached.
 
+    The name list comes from the names-dataset gazetteer (about 30 s and 1.3 GB the first time, then a 7 MB
+    cache); the base model is dequantised once into `<storage root>/base_models`.
+    """
+    from distill_pipeline.core.redaction import name_gazetteer
+
+    print(f"redaction name list ready: {len(name_gazetteer()):,} names")
     if settings.trainer() != "local":
         return 0
     from distill_pipeline.backends.local_trainer import resolve_base_model
