@@ -43,3 +43,27 @@ def test_every_kept_value_of_the_blind_set_is_kept(batch):
     _, _, score = batch
     assert score.lost == []
     assert sum(score.keep_total.values()) >= 100
+
+
+# batch3: written by a third helper, after the detectors were tuned on batch1 and batch2, from the task description
+# alone; measured once and not tuned to. It falls short of the 0.99 goal for five types (README: the blind figures),
+# so these are the measured figures, held as floors: a change that loses recall here fails, one that gains does
+# not need this file to move. Fixing what it misses needs a fresh batch4 to measure the fix.
+BATCH3_FLOORS = {"phone": 21 / 21, "email": 17 / 17, "ssn": 14 / 16, "mrn": 16 / 20, "dob": 31 / 36,
+                 "address": 16 / 17, "name": 137 / 141}
+
+
+@pytest.fixture(scope="module")
+def batch3() -> Score:
+    score = score_rows(load_rows(BLIND_DIR / "batch3.jsonl"), bundled_rules())
+    print("\n" + score.table("blind batch3"))
+    return score
+
+
+@pytest.mark.parametrize("kind", PHI_TYPES)
+def test_recall_on_the_fresh_blind_batch_does_not_fall_below_what_was_measured(batch3: Score, kind: str):
+    assert batch3.recall(kind) >= BATCH3_FLOORS[kind] - 1e-9, [m for m in batch3.misses if m[1] == kind]
+
+
+def test_the_fresh_blind_batch_keeps_every_clinician_date_time_code_and_amount(batch3: Score):
+    assert not [lost for lost in batch3.lost if lost[1] in {"clinician", "follow_up_date", "time", "icd10", "amount"}]
