@@ -54,3 +54,14 @@ def expected_counts(partition: str) -> Counter:
 def pipeline_fields(pipeline: PipelineSettings) -> dict:
     """The settings as keyword arguments, to build a variant (resources are immutable)."""
     return {name: getattr(pipeline, name) for name in PipelineSettings.model_fields}
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """The tiny model's ops are too small to share between threads; one thread is faster on a busy machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

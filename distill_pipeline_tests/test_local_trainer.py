@@ -40,14 +40,8 @@ def _write_jsonl(path: Path, rows: list) -> Path:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model's ops are too small to share between threads; one thread is faster on a busy machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
