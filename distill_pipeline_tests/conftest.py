@@ -65,3 +65,19 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def capture_days(root: Path, days: list[str], traces_dir: Path | None = None) -> tuple[PipelineSettings, dict]:
+    """Capture and curate the given days of a JSONL export (the bundled corpus by default) with the tiny preset
+    under `root/storage`; returns the settings and the resources to run more assets with."""
+    from distill_pipeline.definitions import ASSET_CHECKS, ASSETS
+
+    pipeline = PipelineSettings(storage_root=str(root / "storage"),
+                                traces_dir=str(traces_dir or settings.DEFAULT_TRACES_DIR),
+                                task_spec=str(settings.DEFAULT_TASK_SPEC),
+                                general_examples=str(settings.DEFAULT_GENERAL_EXAMPLES), preset="tiny")
+    resources = {"pipeline": pipeline, "openai": OpenAIResource()}
+    for day in days:
+        assert dg.materialize(ASSETS + ASSET_CHECKS, partition_key=day, resources=resources,
+                              selection=["teacher_traces", "trace_evals", "pass_cases"]).success
+    return pipeline, resources

@@ -125,17 +125,10 @@ MIX = ["general_examples", "eval_holdout", "training_mix"]
 
 @pytest.fixture(scope="module")
 def captured(tmp_path_factory):
-    from distill_pipeline import settings
-    from distill_pipeline.defs.resources import OpenAIResource, PipelineSettings
+    from distill_pipeline_tests.conftest import capture_days
 
     root = tmp_path_factory.mktemp("corpus")
-    pipeline = PipelineSettings(storage_root=str(root / "storage"), traces_dir=str(settings.DEFAULT_TRACES_DIR),
-                                task_spec=str(settings.DEFAULT_TASK_SPEC),
-                                general_examples=str(settings.DEFAULT_GENERAL_EXAMPLES), preset="tiny")
-    resources = {"pipeline": pipeline, "openai": OpenAIResource()}
-    for day in DAYS:
-        assert dg.materialize(ASSETS + ASSET_CHECKS, partition_key=day, resources=resources,
-                              selection=["teacher_traces", "trace_evals", "pass_cases"]).success
+    pipeline, _ = capture_days(root, DAYS)
     return pipeline, root
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from distill_pipeline import settings
 from distill_pipeline.definitions import ASSET_CHECKS, ASSETS
-from distill_pipeline.defs.resources import OpenAIResource, PipelineSettings
+from distill_pipeline_tests.conftest import capture_days
 
 DAYS = ["2026-10-01", "2026-10-02"]
 
@@ -67,13 +67,7 @@ def mix_files(tmp_path_factory) -> list[dict]:
     traces = root / "traces"
     traces.mkdir()
     assert sum(plant(settings.DEFAULT_TRACES_DIR / f"{day}.jsonl", traces / f"{day}.jsonl") for day in DAYS) >= 60
-    pipeline = PipelineSettings(storage_root=str(root / "storage"), traces_dir=str(traces),
-                                task_spec=str(settings.DEFAULT_TASK_SPEC),
-                                general_examples=str(settings.DEFAULT_GENERAL_EXAMPLES), preset="tiny")
-    resources = {"pipeline": pipeline, "openai": OpenAIResource()}
-    for day in DAYS:
-        assert dg.materialize(ASSETS + ASSET_CHECKS, partition_key=day, resources=resources,
-                              selection=["teacher_traces", "trace_evals", "pass_cases"]).success
+    pipeline, resources = capture_days(root, DAYS, traces)
     # The files are what leaves the machine, so they are read whatever the mix's checks say afterwards.
     result = dg.materialize(ASSETS + ASSET_CHECKS, resources=resources, raise_on_error=False,
                             selection=["general_examples", "eval_holdout", "training_mix"])
