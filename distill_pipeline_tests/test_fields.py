@@ -7,10 +7,10 @@ import pytest
 from distill_pipeline.core.fields import (
     FieldRules,
     all_structured_right,
-    answer_score,
     auroc,
     confidence,
     field_scores,
+    mean_field_score,
     span_confidence,
     value_spans,
 )
@@ -60,7 +60,7 @@ def test_all_structured_right_ignores_the_free_text_fields():
     scores = field_scores(answer(soap__plan="something else entirely"), REFERENCE, RULES)
     assert all_structured_right(scores, RULES)
     assert not all_structured_right(field_scores(answer(intent="test_results"), REFERENCE, RULES), RULES)
-    assert answer_score(scores) < 1.0
+    assert mean_field_score(scores) < 1.0
 
 
 def test_the_longest_declared_prefix_decides_a_fields_rule():

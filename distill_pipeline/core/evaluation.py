@@ -30,9 +30,9 @@ from distill_pipeline.core.fields import (
     confidence,
     confidence_steps,
     field_scores,
+    mean_field_score,
     stop_ms,
 )
-from distill_pipeline.core.fields import answer_score as fields_mean
 from distill_pipeline.core.graders import Grader, LlmJudgeGrader, Verdict, grade_trace, passes
 from distill_pipeline.core.metrics import flatten_fields, parse_answer, task_score
 from distill_pipeline.core.taskspec import Price, TaskSpec
@@ -204,7 +204,7 @@ def answer_score(task: TaskSpec, trace: TraceRow, text: str, graders: Sequence[G
     if task.metric == "fields":
         reference = reference_answer(trace)
         if isinstance(reference, Mapping):
-            return fields_mean(field_scores(parse_answer(text), reference, task.field_rules))
+            return mean_field_score(field_scores(parse_answer(text), reference, task.field_rules))
         return task_score("field_f1", text, reference)
     if task.metric == "judge":
         judge = next((g for g in graders if isinstance(g, LlmJudgeGrader)), None)

@@ -73,7 +73,7 @@ def field_scores(pred: Mapping[str, Any] | None, ref: Mapping[str, Any], rules: 
     return scores
 
 
-def answer_score(scores: Mapping[str, float]) -> float:
+def mean_field_score(scores: Mapping[str, float]) -> float:
     """The task score of one answer: the mean of its field scores (1.0 for an empty reference)."""
     return sum(scores.values()) / len(scores) if scores else 1.0
 
