@@ -319,7 +319,7 @@ def test_the_rules_go_to_the_model_card_as_a_plain_dict():
 
 def test_the_model_card_names_the_libraries_and_the_hand_written_rules():
     detectors = bundled_rules().to_dict()["detectors"]
-    assert detectors["version"] == "2"
+    assert detectors["version"] == "3"
     assert {"presidio-analyzer", "phonenumbers", "names-dataset", "english-words"} <= set(detectors["libraries"])
     assert all(version[0].isdigit() for version in detectors["libraries"].values())  # installed, with its version
     assert set(PHI_TYPES) <= set(detectors["hand_written"])
@@ -389,3 +389,75 @@ def test_a_redaction_section_that_is_not_a_mapping_says_how_to_write_it(tmp_path
     err = spec_error(tmp_path, "redaction: true\n")
     assert err.line == 16
     assert "redaction must be a mapping (got true/false); write it like: redaction: {enabled: true" in str(err)
+
+
+# Classes of phrasing that leaked on blind batch 3, each written afresh here (not copied from the batch).
+
+def found(text: str) -> set[tuple[str, str]]:
+    return {(s.type, s.text) for s in find_phi(text, bundled_rules())}
+
+
+@pytest.mark.parametrize("text, value", [
+    ("Caller: My social is 612–44–0931.", "612–44–0931"),  # typeset dashes
+    ("Caller: Social security, let me read it: 6 1 2 - 4 4 - 0 9 3 1.", "6 1 2 - 4 4 - 0 9 3 1"),
+    ("Agent: Your SSN?\nCaller: 6 1 2 4 4 0 9 3 1.", "6 1 2 4 4 0 9 3 1"),
+])
+def test_an_ssn_read_out_with_other_dashes_or_digit_by_digit_is_found(text, value):
+    assert ("ssn", value) in found(text)
+
+
+@pytest.mark.parametrize("value", ["KT-0417-QZ", "77-XR-3310", "WHC/903/5521", "GL 902 334", "PKH4401932"])
+def test_a_record_number_of_any_letter_and_digit_shape_is_found_after_its_cue(value):
+    assert ("mrn", value) in found(f"Agent: And the hospital number?\nCaller: It's on the card, {value}.")
+
+
+def test_a_cue_word_before_a_record_number_is_not_part_of_it_and_the_number_recurs():
+    text = "Agent: Record number?\nCaller: Patient ID 804412.\nAgent: Thanks, chart 804412 is open."
+    assert [s.text for s in find_phi(text, bundled_rules()) if s.type == "mrn"] == ["804412", "804412"]
+
+
+def test_a_four_digit_number_after_a_record_cue_is_not_an_mrn_without_letters():
+    assert not any(kind == "mrn" for kind, _ in found("Caller: My record number? It was 2019 when I joined."))
+
+
+@pytest.mark.parametrize("text, values", [
+    ("Agent: Their dates of birth?\nCaller: Ada is 2017-02-11 and Ben is March 3rd, 2020.\n"
+     "Agent: Both booked for 2026-11-20 at 10:00.", {"2017-02-11", "March 3rd, 2020"}),
+    ("Agent: Date of birth?\nCaller: two thousand and four, October the twelfth.",
+     {"two thousand and four, October the twelfth"}),
+    ("Agent: Date of birth?\nCaller: 3 de abril de 1979.", {"3 de abril de 1979"}),
+    ("Agent: Date of birth?\nCaller: the 2nd of the 11th, 1966.", {"2nd of the 11th, 1966"}),
+])
+def test_dates_of_birth_in_other_orders_languages_and_for_several_people_are_found(text, values):
+    assert values <= {value for kind, value in found(text) if kind == "dob"}
+
+
+def test_a_full_date_years_before_the_call_is_personal_and_appointment_dates_stay():
+    text = ("Caller: She was discharged on 2019-08-14 and I want a copy of the letter.\n"
+            "Agent: I can post it on 2026-11-02, or offer 2026-11-09 at 09:30 to go through it.")
+    dates = {value for kind, value in found(text) if kind == "dob"}
+    assert dates == {"2019-08-14"}
+
+
+@pytest.mark.parametrize("text, name", [
+    ("Caller: hello my name is chidinma okafor and i need a repeat prescription", "chidinma okafor"),
+    ("Caller: I'm calling for my grandson. Bartholomew has a fever since last night.", "Bartholomew"),
+    ("Caller: Surname's Abiodun, first name Tolu.", "Abiodun"),
+    ("Caller: It's about my aunt, Eszter Szőllősy.\nAgent: Right, a form for Szollosy was sent.", "Szollosy"),
+])
+def test_names_without_a_cue_capital_letters_or_accents_are_found(text, name):
+    assert ("name", name) in found(text)
+
+
+def test_the_start_of_an_organisation_name_that_goes_on_after_and_is_not_a_person():
+    assert not found("Agent: Ridgeway Sports and Family Clinic, how can I help?")
+
+
+@pytest.mark.parametrize("value", ["W3310 County Road JJ", "4471 State Hwy 29", "Rural Route 3, Box 117",
+                                   "Post Office Box 2209"])
+def test_rural_and_box_addresses_are_found(value):
+    assert ("address", value) in {(k, v) for k, v in found(f"Caller: We're at {value}, out past the school.")}
+
+
+def test_ordinary_plural_words_opening_a_sentence_are_not_names():
+    assert not any(kind == "name" for kind, _ in found("Agent: Congratulations! Walk-ins are welcome from 08:00."))

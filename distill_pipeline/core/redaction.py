@@ -24,14 +24,19 @@ What stays hand-written, because no library does it for call transcripts (each i
 - names: the rules around the gazetteer: where a sentence starts, organisation words ("Maple Street Clinic"),
   a determiner or a place before a word ("my X-ray", "in London"), neighbours joining a name ("Wei Mbeki"),
   titles ("Mr. Okonkwo"), cue phrases and relatives for names the gazetteer lacks ("the name is ...", "my son,
-  ..."), "Last, First" ("Jung, Seojun"), names spelled letter by letter ("R-I-V-E-R-A"), and every later mention
-  of a found name (or of its first or last name alone); plus the task spec's own name patterns;
+  ..."), "Last, First" ("Jung, Seojun"), names spelled letter by letter ("R-I-V-E-R-A"), names in lower case
+  right after a name cue (speech-to-text output), a sentence's first word that no English lexicon knows, and
+  every later mention of a found name (or of its first or last name alone, with or without its accents); plus
+  the task spec's own name patterns;
 - phone: which of libphonenumber's possible numbers are phone numbers here (not a date, an SSN, a record or
   claim number), and a short number right after a phone cue;
 - e-mail (the address shape, and a spoken "maya dot rivera at mail dot com"), SSN (the 3-2-4 shape, or nine
-  digits after a social security cue), MRN (an id after "MRN", "record number", "chart number", "patient ID"),
-  date of birth (a date, numeric or with the month as a word, day or month first, next to a birth cue), street
-  address (a number, street words and a street suffix, or a PO box). Presidio's own recognisers for these
+  digits after a social security cue, also read digit by digit), MRN (an id of letter and digit groups after
+  "MRN", "record number", "chart number", "patient ID"), date of birth (a date, numeric or with the month as a
+  word, day, month or year first, or a Spanish, Portuguese, French, German or Italian month, next to a birth
+  cue; and any full date two or more years before the latest date of the call), street address (a number,
+  street words and a street suffix, a county road or highway, a PO box or rural route box). Typeset dashes and
+  spaces are read as "-" and " ". Presidio's own recognisers for these
   reject the sample SSNs people read out, fetch the public-suffix list on first use, or find every date; these
   rules are the ones the labelled sets measure.
 
@@ -57,6 +62,7 @@ import json
 import os
 import re
 import tempfile
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -65,7 +71,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 PHI_TYPES = ("phone", "email", "ssn", "mrn", "dob", "address", "name")
-DETECTORS_VERSION = "2"  # bump when a built-in detector changes what it finds; recorded in the model card
+DETECTORS_VERSION = "3"  # bump when a built-in detector changes what it finds; recorded in the model card
 SPEC_KEYS = ("enabled", "types", "patterns", "keep_fields")
 
 E = TypeVar("E")
@@ -299,12 +305,17 @@ _SPOKEN_EMAIL = re.compile(r"(?i:(?<![\w.-])[a-z0-9]+(?:(?: dot | underscore | d
 
 _SSN_RE = re.compile(r"(?<![\w.-])\d{3}([-.])\d{2}\1\d{4}(?![\w-]|\.\d)")
 _SSN_CUE = re.compile(r"(?i:\bsocial security(?: number| no\.?| #)?|\bSSN\b|\bsocial\b)")
-_SSN_VALUE = re.compile(r"(?<![\w.-])\d{3}[ .-]?\d{2}[ .-]?\d{4}(?![\w-]|\.\d)")
+_SSN_VALUE = re.compile(r"(?<![\w.-])(?:\d{3}[ .-]?\d{2}[ .-]?\d{4}"
+                        r"|\d(?: \d){2} ?[.-]? ?\d \d ?[.-]? ?\d(?: \d){3})(?![\w-]|\.\d)")  # or digit by digit
 
 _MRN_CUE = re.compile(r"(?i:\bMRN\b|\b(?:medical |health |patient |hospital |clinic )?records?"
                       r"(?: number| no\.?| #| ID)?|\bchart (?:number|no\.?|#|ID)|\bhospital (?:number|ID)\b|"
                       r"\bpatient (?:ID|number|no\.?|#|card)|\bnumber on (?:the|my|your) (?:patient |hospital )?card)")
-_MRN_VALUE = re.compile(r"(?<![\w-])(?:[A-Z]{1,3}-?)?\d[\d-]{2,14}\d(?: \d{3,8}(?![\w-]))?(?![\w-])")
+_ID_GROUP = r"[A-Z]{0,4}\d+[A-Z]{0,3}"  # digits, maybe with letters before or after: "CFH0091127", "12C"
+# An identifier: letter and digit groups joined by "-", "/" or "." ("RH-0092-XK", "CDC/448/2291", "55-AB-9012"),
+# or digit groups read with a space between them ("SV 448 210", "4821 0093").
+_MRN_VALUE = re.compile(rf"(?<![\w-])(?:(?!(?:ID|MRN|NO|PIN) )[A-Z]{{1,4}}[-/.]?(?= ?\d) ?)?{_ID_GROUP}"
+                        rf"(?:[-/.]{_ID_GROUP}|[-/.][A-Z]{{1,4}}(?![\w])|(?<=\d) (?=\d\d){_ID_GROUP})*(?![\w-])")
 _OTHER_ID_CUE = re.compile(r"(?i:\b(?:claim|member|policy|account(?= (?:number|no\b|#|id\b))|invoice|reference|"
                            r"confirmation|order|group|prescription|rx|npi|tracking|phone|ssn|social|insurance|"
                            r"case|statement|authori[sz]ation|ticket|booking)\b)")
@@ -329,11 +340,21 @@ _YEAR_WORDS = (r"(?:nineteen|twenty)[- ](?:hundred|oh[- ]" + _UNITS + r"|ten|ele
                r"|two thousand(?:(?: and)? (?:" + _UNITS + r"|ten|eleven|twelve|(?:thir|four|fif|six|seven|eigh|nine)"
                r"teen|twenty(?:[- ]" + _UNITS + r")?))?")
 _DAY = rf"(?:{_ORDINAL_WORD}|\d{{1,2}}(?:st|nd|rd|th)?)"
+_YEAR = rf"(?:{_YEAR_WORDS}|\d{{4}})"
+_DAY_MONTH = rf"(?:{_DAY}\s+(?:of\s+)?{_MONTH}|{_MONTH}\s+(?:the\s+)?{_DAY}|{_DAY}\s+of\s+the\s+{_DAY}(?:\s+month)?)"
+# Month names callers say in Spanish, Portuguese, French, German or Italian: "19 de mayo de 1986".
+_OTHER_MONTH = ("(?:enero|febrero|marzo|abril|mayo|junio|julio|agosto|sep?tiembre|octubre|noviembre|diciembre|"
+                "janeiro|fevereiro|março|maio|junho|julho|setembro|outubro|novembro|dezembro|"
+                "janvier|février|mars|avril|mai|juin|juillet|août|septembre|octobre|novembre|décembre|"
+                "januar|februar|märz|juni|juli|oktober|dezember|"
+                "gennaio|febbraio|aprile|maggio|giugno|luglio|settembre|ottobre|dicembre)")
+# A date said in words, day or month first ("the 17th of the 6th, 2014"), or year first ("nineteen ninety-one,
+# March the ninth"), or with a month name in another language.
 _SPOKEN_DATE = re.compile(
-    rf"(?i:(?<![\w-])(?:{_DAY}\s+(?:of\s+)?{_MONTH}|{_MONTH}\s+(?:the\s+)?{_DAY}),?\s+(?:{_YEAR_WORDS}|\d{{4}})"
-    r"(?![\w-]))")
+    rf"(?i:(?<![\w-])(?:{_DAY_MONTH},?\s+{_YEAR}|{_YEAR},?\s+{_DAY_MONTH}"
+    rf"|\d{{1,2}}\.?\s+(?:de\s+)?{_OTHER_MONTH}\s+(?:de\s+|del\s+)?\d{{4}})(?![\w-]))")
 _DOB_VALUE = re.compile(rf"{_DATE_RE.pattern}|{_SPOKEN_DATE.pattern}")
-_DOB_CUE = re.compile(r"(?i:\bdate\s+of\s+birth\b|\bbirth\s*date\b|\bD\.?O\.?B\b\.?|\bborn\b(?:\s+on\b)?|"
+_DOB_CUE = re.compile(r"(?i:\bdates?\s+of\s+birth\b|\bbirth\s*dates?\b|\bD\.?O\.?B\b\.?|\bborn\b(?:\s+on\b)?|"
                       r"\bbirth\s*day\b(?!\s+(?:party|parties|card|cards|present|presents|gift|cake|dinner|"
                       r"celebration|trip|weekend|week|lunch))(?:'s)?|\bwhen (?:you|he|she|they) (?:were|was) born\b)")
 _DOB_AFTER = re.compile(r"\s*[(,–-]?\s*(?:(?:is|was|being|as|for|that's|that is|which is)\s+)?"
@@ -354,9 +375,12 @@ _DIRECTION = r"(?:[NS][EW]?|[EW]|North|South|East|West|Northeast|Northwest|South
 _STREET_WORD = r"(?:[A-Z][a-z]+|\d{1,3}(?:st|nd|rd|th))"
 _ADDRESS_RE = re.compile(
     r"(?<![\w:/.$,-])(?:"
-    rf"\d{{1,6}}[A-Za-z]?(?:-\d{{1,4}})? (?:{_DIRECTION} )?{_STREET_WORD}(?: {_STREET_WORD}){{0,3}} {_SUFFIX}"
+    rf"(?:[NSEW](?=\d))?\d{{1,6}}[A-Za-z]?(?:-\d{{1,4}})? (?:{_DIRECTION} )?"
+    rf"(?:(?:(?:County|State|US|U\.S\.|Farm to Market|Forest) )?(?:Road|Rd|Highway|Hwy|Route|Rte)\.? [A-Z0-9]{{1,4}}\b"
+    rf"|{_STREET_WORD}(?: {_STREET_WORD}){{0,3}} {_SUFFIX})"
     rf"(?: {_DIRECTION}(?![\w]))?"
-    r"|P\.? ?O\.? Box \d{1,6}"
+    r"|(?:P\.? ?O\.?|Post Office) Box \d{1,6}"
+    r"|(?:R\.? ?R\.?|Rural Route|RFD) ?#?\d{1,3},? Box \d{1,6}"
     r")"
     r"(?:,? (?:Apt|Apartment|Unit|Suite|Ste|Floor|Fl|Flat)\.?(?i: number| no\.?)? ?#?[A-Za-z0-9-]*\d[A-Za-z0-9-]*"
     r"|,? #[A-Za-z0-9-]+|,? (?i:apartment|unit|suite|flat)(?: number| no\.?)? ?#?[A-Za-z0-9-]*\d[A-Za-z0-9-]*)?"
@@ -382,6 +406,7 @@ _PARTICLES = frozenset("van von der den de del della di da dos das du la le bin 
 _NEVER_NAME = frozenset("""
 I I'm I'll I've I'd Agent Caller Patient Transcript Assistant Receptionist Reception Operator Voicemail
 Dr Dra Doctor Nurse Prof Professor Pharmacist Therapist Midwife Practitioner Mr Mrs Ms Miss Mx Mister Madam Sir
+Name Names Surname Surnames Forename Firstname Lastname Nickname
 Monday Tuesday Wednesday Thursday Friday Saturday Sunday Today Tomorrow Yesterday
 January February March April May June July August September October November December Sept Christmas Easter
 Thanksgiving
@@ -442,8 +467,9 @@ _PLACE_BEFORE = re.compile(r"(?i:\b(?:in|near|outside|around|across|visiting|(?:
 _MONTH_SHORT = frozenset("Jan Feb Mar Apr Jun Jul Aug Sep Oct Nov Dec".split())
 _MONTH_NAMES = frozenset("January February March April May June July August September October November December"
                          .split())
+_ORG_AFTER = re.compile(r" (?:and|&|of|for) (?:[A-Z][\w'’-]* ?)+")
 _DETERMINER_BEFORE = re.compile(r"\b(?:the|a|an|my|your|his|her|our|their|these|those|some|any|each)\s+$")
-_ALONE_AFTER = re.compile(r"(?:'s|’s)?\s*(?:[.,!?;:\n]|$)")
+_ALONE_AFTER = re.compile(r"(?:'s|’s)?\s*(?:[.,!?;:\n-]|$)")
 _NAME_CUE_AFTER = re.compile(r"(?i:'s)?\s*(?:,\s*)?(?:here\b|speaking\b|calling\b|on the line\b|again\b)")
 _SPELLED_RE = re.compile(r"(?<![\w.@-])(?:[A-Z](?:-|,? |\. ?)){2,}[A-Z](?![\w@-])"
                          r"|(?<![\w.@-])(?:[a-z]-){2,}[a-z](?![\w@-])")
@@ -561,8 +587,11 @@ def _bare(word: str) -> str:
 
 
 def _is_english(word: str, english: frozenset[str]) -> bool:
+    def known(part: str) -> bool:  # the word or its singular ("Congratulations", "Walk-ins")
+        return part in english or (part.endswith("s") and part[:-1] in english)
+
     lower = word.lower()
-    return lower in english or ("-" in lower and all(part in english for part in lower.split("-") if part))
+    return known(lower) or ("-" in lower and all(known(part) for part in lower.split("-") if part))
 
 
 def _is_gazetteer_name(word: str, gazetteer: frozenset[str]) -> bool:
@@ -590,6 +619,9 @@ def _name_runs(text: str) -> list[tuple[int, int]]:
             continue  # a clinic, an insurer, a street
         if _DETERMINER_BEFORE.search(text, max(0, group[0].start() - 8), group[0].start()):
             continue  # "the Riverside", "your X-ray", "a Tylenol": a thing, not a person
+        org_after = _ORG_AFTER.match(text, group[-1].end())
+        if org_after and any(w in _ORG_WORDS for w in org_after.group().split()):
+            continue  # "Meridian Travel and Family Clinic"
         run: list[re.Match[str]] = []
         for i, match in enumerate(group + [None]):
             word = words[i] if match is not None else ""
@@ -627,8 +659,9 @@ def _is_name_run(text: str, run: list[re.Match[str]], gazetteer: frozenset[str],
         initial = match.start() == run[0].start() and _starts_sentence(text, match.start())
         if not initial or len(run) > 1:
             return True
-        # One word opening a sentence: "Ewan." or "Maya, ..." answers a question; "Hang on..." does not.
-        if not _is_english(word, english) and _ALONE_AFTER.match(text, run[-1].end()):
+        # One word opening a sentence: a name when no English lexicon knows it ("Darius is out.", "Ewan."), or
+        # when it stands alone ("Maya, ..." answers a question); "Hang on..." does neither.
+        if not _is_english(word, english):
             return True
     return False
 
@@ -639,6 +672,33 @@ def _second_of_last_first(text: str, run: list[re.Match[str]], found: list[tuple
     return (bool(found) and text[found[-1][1]:run[0].start()] == ", " and len(run) <= 2
             and not _is_english(_bare(run[0].group()), english)
             and re.match(r"\s*(?:[.,;:!?\n]|$)", text[run[-1].end():]) is not None)
+
+
+_LOWER_NAME_CUE = re.compile(r"(?i:\b(?:my |the |patient(?:'s)? |full |first |last |sur)?name(?:'s| is|:)\s+"
+                             r"|\bnamed\s+|\bcalled\s+|\bthis is\s+|\bi'm\s+|\bi am\s+)")
+_LOWER_WORD = re.compile(r"[a-zà-öø-ÿ][a-zà-öø-ÿ'’-]+")
+
+
+def _lowercase_names(text: str) -> list[tuple[int, int]]:
+    """Names written in lower case, as speech-to-text often leaves them, right after a name cue ("my name is
+    ngozi eze and ..."): up to three words that names-dataset knows and that are not stop words; after a cue
+    that also comes before other things ("this is", "I'm"), only words no English lexicon knows."""
+    gazetteer, english, stop = name_gazetteer(), _english_words(), _stop_words()
+    spans = []
+    for cue in _LOWER_NAME_CUE.finditer(text):
+        strong = "name" in cue.group().lower() or cue.group().lower().startswith(("named", "called"))
+        end, pos = None, cue.end()
+        for _ in range(3):
+            word = _LOWER_WORD.match(text, pos)
+            if word is None or word.group() in stop or word.group() not in gazetteer or (
+                    not strong and _is_english(word.group(), english)):
+                break
+            end, pos = word.end(), word.end() + 1
+            if text[word.end():word.end() + 1] != " ":
+                break
+        if end is not None:
+            spans.append((cue.end(), end))
+    return spans
 
 
 def _spelled_names(text: str) -> list[tuple[int, int]]:
@@ -681,7 +741,7 @@ def _analyzer() -> Any:
             name_gazetteer()
 
         def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
-            spans = _name_runs(text) + _spelled_names(text)
+            spans = _name_runs(text) + _lowercase_names(text) + _spelled_names(text)
             return [RecognizerResult("PERSON", start, end, 0.85) for start, end in spans]
 
     registry = RecognizerRegistry(supported_languages=["en"])
@@ -789,14 +849,33 @@ def _ssns(text: str) -> list[_Candidate]:
 
 def _mrns(text: str) -> list[_Candidate]:
     found = _after_cue(text, _MRN_CUE, _MRN_VALUE, "mrn", stop=_OTHER_ID_CUE)
-    return [c for c in found if sum(ch.isdigit() for ch in text[c.start:c.end]) >= 5]
+    return [c for c in found if _id_like(text[c.start:c.end])]
+
+
+def _id_like(value: str) -> bool:
+    """Five digits or more, or four with letters ("RH-0092-XK"): not a year, a count or a room number."""
+    digits = sum(ch.isdigit() for ch in value)
+    return digits >= 5 or (digits >= 4 and any(ch.isalpha() for ch in value))
+
+
+PERSONAL_DATE_YEARS = 2  # a full date this many years or more before the call's latest date is a personal one
 
 
 def _dobs(text: str) -> list[_Candidate]:
+    """Dates after a birth cue (or before one: "1985-03-04 is my date of birth"), and every full date at least
+    PERSONAL_DATE_YEARS before the latest date the call mentions: appointments are near the call, so an older
+    date is a birth (often without a cue, "Joris is 2018-05-30 and Sem is June 2nd, 2021") or another date of a
+    person's care, which is PHI too."""
     out = _after_cue(text, _DOB_CUE, _DOB_VALUE, "dob", stop=_NOT_DOB_CUE, reply="question")
-    for found in _DOB_VALUE.finditer(text):  # "1985-03-04 is my date of birth", "03/04/1985 (DOB)"
+    dated = []
+    for found in _DOB_VALUE.finditer(text):
         if _DOB_AFTER.match(text, found.end()):
             out.append(_Candidate(found.start(), found.end(), "dob", 1))
+        iso = _iso_date(found.group())
+        if iso:
+            dated.append((int(iso[:4]), found))
+    latest = max((year for year, _ in dated), default=0)
+    out += [_Candidate(m.start(), m.end(), "dob", 2) for year, m in dated if year <= latest - PERSONAL_DATE_YEARS]
     return out
 
 
@@ -867,6 +946,10 @@ def _staff_words(texts: Iterable[str], keep_values: Iterable[str]) -> set[str]:
         if _WORD_RE.search(value) and not any(ch.isdigit() for ch in value):
             words.update(w for w in _WORD_RE.findall(value) if _capitalised(w) and w not in _NEVER_NAME)
     return {_bare(w) for w in words if len(w) >= 2}
+
+
+def _without_accents(word: str) -> str:
+    return "".join(ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch))
 
 
 def _word_char(ch: str) -> bool:
@@ -966,8 +1049,17 @@ def _key(kind: str, text: str) -> str:
 # Finding PHI in a trace
 
 
+# Dashes and spaces that typesetting or speech-to-text put in place of "-" and " " ("415–38–9027"): detection
+# reads a copy with them folded, one character for one, so every span stays where it was in the original text.
+_FOLD = str.maketrans({**{ch: "-" for ch in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d"},
+                       **{ch: " " for ch in "\u00a0\u2007\u2009\u202f\u3000"}})
+
+
 def _trace_spans(texts: Sequence[str], rules: RedactionRules, keep_values: Sequence[str] = ()) -> list[list[PhiSpan]]:
     """PHI spans per text: detection in each text, then every recurrence of a found value across all of them."""
+    originals = list(texts)
+    texts = [t.translate(_FOLD) for t in originals]
+    keep_values = [v.translate(_FOLD) for v in keep_values]
     compiled = _compile(rules)
     staff = _staff_words(texts, keep_values) if "name" in compiled.types else set()
     protected = [_Taken(_protected(t, keep_values, staff)) for t in texts]
@@ -988,7 +1080,8 @@ def _trace_spans(texts: Sequence[str], rules: RedactionRules, keep_values: Seque
                 for part in surface.split():
                     if len(part) >= 3 and part not in _COMMON_WORDS and part not in _NOT_NAME:
                         recurring.setdefault(part, (c.type, key))
-    out = []
+                        recurring.setdefault(_without_accents(part), (c.type, key))  # "Thủy", later "Thuy"
+    out: list[list[PhiSpan]] = []
     for text, chosen, blocked in zip(texts, selected, protected, strict=True):
         keys = {}
         for c in chosen:  # a value found on its own in one text takes the key it was first found with
@@ -1004,7 +1097,8 @@ def _trace_spans(texts: Sequence[str], rules: RedactionRules, keep_values: Seque
                     taken.add(start, end)
                     keys[(start, end)] = key
         spans = _select(chosen + extra, blocked)
-        out.append([PhiSpan(c.start, c.end, c.type, text[c.start:c.end], keys[(c.start, c.end)]) for c in spans])
+        original = originals[len(out)]
+        out.append([PhiSpan(c.start, c.end, c.type, original[c.start:c.end], keys[(c.start, c.end)]) for c in spans])
     return out
 
 
