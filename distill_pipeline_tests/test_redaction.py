@@ -461,3 +461,21 @@ def test_rural_and_box_addresses_are_found(value):
 
 def test_ordinary_plural_words_opening_a_sentence_are_not_names():
     assert not any(kind == "name" for kind, _ in found("Agent: Congratulations! Walk-ins are welcome from 08:00."))
+
+
+@pytest.mark.parametrize("text, kind, value", [
+    ("Caller: Best number is seven one eight, double four two, nine oh one six.", "phone",
+     "seven one eight, double four two, nine oh one six"),
+    ("Agent: And your social security number?\nCaller: four one two, three three, eight oh eight one.", "ssn",
+     "four one two, three three, eight oh eight one"),
+    ("Agent: The last four of your social, please?\nCaller: 7 7 0 2.", "ssn", "7 7 0 2"),
+    ("Caller: I'm at 88 Rideau Crescent, Ottawa, ON K1N 5Y8.", "address", "K1N 5Y8"),
+    ("Caller: 19 Kurrajong Street, Dubbo NSW 2830.", "address", "NSW 2830"),
+])
+def test_numbers_said_in_words_ssn_last_four_and_other_countries_postcodes_are_found(text, kind, value):
+    assert (kind, value) in found(text)
+
+
+def test_counts_in_words_and_a_last_four_that_is_not_a_social_stay():
+    assert not found("Caller: I take one or two tablets, three times a day, for seven days.\n"
+                     "Agent: The last four on the card are 4411, is that right?")

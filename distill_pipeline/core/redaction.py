@@ -844,7 +844,8 @@ def _emails(text: str) -> list[_Candidate]:
 
 
 def _ssns(text: str) -> list[_Candidate]:
-    return _shape(text, _SSN_RE, "ssn") + _after_cue(text, _SSN_CUE, _SSN_VALUE, "ssn", stop=_OTHER_ID_CUE)
+    return (_shape(text, _SSN_RE, "ssn") + _after_cue(text, _SSN_CUE, _SSN_VALUE, "ssn", stop=_OTHER_ID_CUE)
+            + _last_four(text))
 
 
 def _mrns(text: str) -> list[_Candidate]:
@@ -884,9 +885,50 @@ _ZIP_VALUE = re.compile(r"(?<![\w$£€.,-])\d{5}(?:-\d{4})?(?![\w-]|[.,]\d)")
 _UK_POSTCODE = re.compile(r"\b[A-PR-UWYZ][A-HK-Y]?\d[A-Z\d]? ?\d[ABD-HJLNP-UW-Z]{2}\b")
 
 
+_CA_POSTCODE = re.compile(r"\b[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z] ?\d[ABCEGHJ-NPRSTV-Z]\d\b")
+_AU_STATE_POSTCODE = re.compile(r"\b(?:NSW|VIC|QLD|WA|SA|TAS|ACT|NT) \d{4}\b")
+
+
 def _addresses(text: str) -> list[_Candidate]:
     return (_shape(text, _ADDRESS_RE, "address") + _shape(text, _UK_POSTCODE, "address")
+            + _shape(text, _CA_POSTCODE, "address") + _shape(text, _AU_STATE_POSTCODE, "address")
             + _after_cue(text, _ZIP_CUE, _ZIP_VALUE, "address", stop=_OTHER_ID_CUE))
+
+
+# Numbers said digit by digit in words: "five five five, oh one three four", "double seven".
+_DIGIT_WORD = r"(?:(?:double|triple) )?(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
+_SPOKEN_DIGITS = re.compile(rf"(?i:(?<![\w-]){_DIGIT_WORD}(?:(?:,? |-){_DIGIT_WORD}){{5,}}(?![\w-]))")
+_LAST_FOUR = re.compile(r"(?i:\blast (?:four|4)(?: digits)?\b)")
+
+
+def _spoken_numbers(text: str) -> list[_Candidate]:
+    """A number of seven digits or more said in words is an identifier: an SSN or a record number after its cue
+    (in the same line or the question before), otherwise a phone number."""
+    out = []
+    for found in _SPOKEN_DIGITS.finditer(text):
+        words = found.group().lower().replace(",", " ").replace("-", " ").split()
+        digits = len(words) + words.count("triple")  # "double seven" is two words, two digits; a triple three
+        if digits < 7:
+            continue
+        line_start = text.rfind("\n", 0, found.start())
+        before = text[text.rfind("\n", 0, max(0, line_start)) + 1:found.start()]  # this line and the one before
+        cues = [(m.start(), kind) for kind, cue in (("ssn", _SSN_CUE), ("mrn", _MRN_CUE), ("phone", _PHONE_CUE))
+                for m in cue.finditer(before)]
+        kind = max(cues)[1] if cues else "phone"
+        out.append(_Candidate(found.start(), found.end(), kind, 1))
+    return out
+
+
+def _last_four(text: str) -> list[_Candidate]:
+    """"The last four of my social are 0931": the part of an SSN a caller gives to confirm who they are."""
+    out = []
+    for cue in _LAST_FOUR.finditer(text):
+        context = text[max(0, cue.start() - 60):cue.end() + 40]
+        value = re.compile(r"(?<![\w.-])\d(?: ?\d){3}(?![\w-]|\.\d)").search(text, cue.end(), _window_after(
+            text, cue.end(), reply="question"))
+        if value and _SSN_CUE.search(context):
+            out.append(_Candidate(value.start(), value.end(), "ssn", 1))
+    return out
 
 
 def _trim_name(text: str, start: int, end: int) -> tuple[int, int] | None:
@@ -1068,6 +1110,7 @@ def _trace_spans(texts: Sequence[str], rules: RedactionRules, keep_values: Seque
         candidates = [c for kind, detect in _DETECTORS.items() if kind in compiled.types for c in detect(text)]
         candidates += [c for c in _pattern_matches(text, compiled) if c.type in compiled.types]
         candidates += _library_candidates(text, compiled.types)
+        candidates += [c for c in _spoken_numbers(text) if c.type in compiled.types]
         selected.append(_select(candidates, blocked))
     # Every found value (and, for a name, each of its parts) is looked for again everywhere in the trace.
     recurring: dict[str, tuple[str, str]] = {}  # surface text -> (type, key)
