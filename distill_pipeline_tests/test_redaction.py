@@ -479,3 +479,41 @@ def test_numbers_said_in_words_ssn_last_four_and_other_countries_postcodes_are_f
 def test_counts_in_words_and_a_last_four_that_is_not_a_social_stay():
     assert not found("Caller: I take one or two tablets, three times a day, for seven days.\n"
                      "Agent: The last four on the card are 4411, is that right?")
+
+
+@pytest.mark.parametrize("text, kind, value", [
+    ("Agent: Her date of birth?\nCaller: 11/09/1951, so the eleventh of September.", "dob", "eleventh of September"),
+    ("Agent: And your date of birth?\nCaller: Born in 1962, on the 4th of May.", "dob", "1962, on the 4th of May"),
+    ("Agent: Date of birth?\nCaller: Twelfth of March, eighty-one.", "dob", "Twelfth of March, eighty-one"),
+    ("Agent: Date of birth?\nCaller: Oh-nine, thirteen, nineteen seventy.", "dob",
+     "Oh-nine, thirteen, nineteen seventy"),
+    ("Caller: Our twins were born June 9th.", "dob", "June 9th"),
+    ("Caller: The chart is K-7731-R.", "mrn", "K-7731-R"),
+    ("Agent: Her NHS number?\nCaller: 943 476 5919.", "mrn", "943 476 5919"),
+    ("Agent: What's the MRN?\nCaller: It's T, W, 5, 5, 0, 1, 8.", "mrn", "T, W, 5, 5, 0, 1, 8"),
+    ("Caller: My social is 544, 21, 9083.", "ssn", "544, 21, 9083"),
+    ("Agent: Last four of your social?\nCaller: Nine three oh two.", "ssn", "Nine three oh two"),
+    ("Caller: Send it to my e-mail please: tomas k eighty at hotmail.", "email", "tomas k eighty at hotmail"),
+    ("Caller: New number, area code 207 and then 555-0188.", "phone", "207"),
+    ("Caller: We moved to Larchfield Crescent last month.", "address", "Larchfield Crescent"),
+    ("Caller: It's now four-eighteen Sandpiper Road.", "address", "four-eighteen Sandpiper Road"),
+])
+def test_what_callers_say_when_asked_and_what_they_say_in_words_is_found(text, kind, value):
+    assert (kind, value) in found(text)
+
+
+def test_an_identifier_read_out_is_found_again_when_read_back_whole_and_an_ssn_by_its_last_four():
+    text = ("Caller: My record number is 4-4-0-2-9-1-7 and my social is 318-52-6604.\n"
+            "Agent: So 4402917, and the social ending 6604.")
+    assert {("mrn", "4402917"), ("ssn", "6604")} <= found(text)
+
+
+def test_a_date_after_a_record_cue_is_not_a_record_number():
+    assert not any(kind == "mrn" for kind, _ in found("Agent: The chart says 2026-11-04 for your review."))
+
+
+@pytest.mark.parametrize("text", ["Caller: Bonjour! I'm calling from Kenya about my mother's refill.",
+                                  "Agent: Clínica del Valle, buenos días.", "Caller: His BP's been high.",
+                                  "Caller: Can you send it on WhatsApp? Apologies for the noise."])
+def test_greetings_places_apps_and_acronyms_are_not_names(text):
+    assert not any(kind == "name" for kind, _ in found(text))

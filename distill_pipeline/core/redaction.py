@@ -305,17 +305,19 @@ _SPOKEN_EMAIL = re.compile(r"(?i:(?<![\w.-])[a-z0-9]+(?:(?: dot | underscore | d
 
 _SSN_RE = re.compile(r"(?<![\w.-])\d{3}([-.])\d{2}\1\d{4}(?![\w-]|\.\d)")
 _SSN_CUE = re.compile(r"(?i:\bsocial security(?: number| no\.?| #)?|\bSSN\b|\bsocial\b)")
-_SSN_VALUE = re.compile(r"(?<![\w.-])(?:\d{3}[ .-]?\d{2}[ .-]?\d{4}"
+_SSN_VALUE = re.compile(r"(?<![\w.-])(?:\d{3}(?:[ .-]?|, )\d{2}(?:[ .-]?|, )\d{4}"
                         r"|\d(?: \d){2} ?[.-]? ?\d \d ?[.-]? ?\d(?: \d){3})(?![\w-]|\.\d)")  # or digit by digit
 
 _MRN_CUE = re.compile(r"(?i:\bMRN\b|\b(?:medical |health |patient |hospital |clinic )?records?"
-                      r"(?: number| no\.?| #| ID)?|\bchart (?:number|no\.?|#|ID)|\bhospital (?:number|ID)\b|"
+                      r"(?: number| no\.?| #| ID)?|\bchart(?: (?:number|no\.?|#|ID))?\b|\bhospital (?:number|ID)\b|"
+                      r"\b(?:NHS|CHI|UR|URN|health card|wristband|bracelet)(?: (?:number|no\.?|#))?\b|"
+                      r"\bnumber (?:with|at) (?:you|us|the (?:clinic|practice|surgery|hospital))\b|"
                       r"\bpatient (?:ID|number|no\.?|#|card)|\bnumber on (?:the|my|your) (?:patient |hospital )?card)")
 _ID_GROUP = r"[A-Z]{0,4}\d+[A-Z]{0,3}"  # digits, maybe with letters before or after: "CFH0091127", "12C"
 # An identifier: letter and digit groups joined by "-", "/" or "." ("RH-0092-XK", "CDC/448/2291", "55-AB-9012"),
 # or digit groups read with a space between them ("SV 448 210", "4821 0093").
 _MRN_VALUE = re.compile(rf"(?<![\w-])(?:(?!(?:ID|MRN|NO|PIN) )[A-Z]{{1,4}}[-/.]?(?= ?\d) ?)?{_ID_GROUP}"
-                        rf"(?:[-/.]{_ID_GROUP}|[-/.][A-Z]{{1,4}}(?![\w])|(?<=\d) (?=\d\d){_ID_GROUP})*(?![\w-])")
+                        rf"(?:[-/.]{_ID_GROUP}|[-/.][A-Z]{{1,4}}(?![\w])|(?<=\d) (?=\d){_ID_GROUP})*(?![\w-])")
 _OTHER_ID_CUE = re.compile(r"(?i:\b(?:claim|member|policy|account(?= (?:number|no\b|#|id\b))|invoice|reference|"
                            r"confirmation|order|group|prescription|rx|npi|tracking|phone|ssn|social|insurance|"
                            r"case|statement|authori[sz]ation|ticket|booking)\b)")
@@ -354,6 +356,18 @@ _SPOKEN_DATE = re.compile(
     rf"(?i:(?<![\w-])(?:{_DAY_MONTH},?\s+{_YEAR}|{_YEAR},?\s+{_DAY_MONTH}"
     rf"|\d{{1,2}}\.?\s+(?:de\s+)?{_OTHER_MONTH}\s+(?:de\s+|del\s+)?\d{{4}})(?![\w-]))")
 _DOB_VALUE = re.compile(rf"{_DATE_RE.pattern}|{_SPOKEN_DATE.pattern}")
+_TEENS = r"(?:ten|eleven|twelve|(?:thir|four|fif|six|seven|eigh|nine)teen)"
+_TENS = r"(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)"
+_YEAR_ANY = rf"(?:{_YEAR_WORDS}|\d{{4}}|'\d{{2}}|{_TENS}(?:[- ]{_UNITS})?|oh[- ]{_UNITS}|{_TEENS})"  # "ninety-nine"
+_NUMBER_WORD = rf"(?:(?:oh[- ])?{_UNITS}|{_TEENS}|twenty(?:[- ]{_UNITS})?|thirty(?:[- ]one)?)"
+# What a caller says when asked for a date of birth: a date in any of the forms above, or its day and month ("the
+# seventh of March"), year first ("1982, the fifteenth of July"), a two-digit year
+# in words ("Sixth of June, ninety-nine"), or month and day as numbers in words ("Oh-seven, twenty-two, two
+# thousand").
+_DOB_PART = re.compile(
+    rf"{_DATE_RE.pattern}|(?i:(?<![\w-])(?:{_DAY_MONTH}(?:,?\s+(?:in\s+)?{_YEAR_ANY})?"
+    rf"|{_YEAR_ANY},?\s+(?:on\s+)?(?:the\s+)?{_DAY_MONTH}|{_NUMBER_WORD},?\s+{_NUMBER_WORD},?\s+{_YEAR_ANY}"
+    rf"|{_SPOKEN_DATE.pattern})(?![\w-]))")  # a year alone is not PHI (HIPAA's Safe Harbor keeps years)
 _DOB_CUE = re.compile(r"(?i:\bdates?\s+of\s+birth\b|\bbirth\s*dates?\b|\bD\.?O\.?B\b\.?|\bborn\b(?:\s+on\b)?|"
                       r"\bbirth\s*day\b(?!\s+(?:party|parties|card|cards|present|presents|gift|cake|dinner|"
                       r"celebration|trip|weekend|week|lunch))(?:'s)?|\bwhen (?:you|he|she|they) (?:were|was) born\b)")
@@ -373,9 +387,11 @@ _SUFFIX = (r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Cou
            r"(?:\.(?=[,#]| [a-z\d#]))?")  # "Rd., Apt 2" keeps its dot; a sentence's full stop is not the address's
 _DIRECTION = r"(?:[NS][EW]?|[EW]|North|South|East|West|Northeast|Northwest|Southeast|Southwest)\.?"
 _STREET_WORD = r"(?:[A-Z][a-z]+|\d{1,3}(?:st|nd|rd|th))"
+_NUMBER_PART = rf"(?:{_UNITS}|{_TEENS}|{_TENS}|hundred|oh|zero)"
+_HOUSE_NUMBER_WORDS = rf"(?<![\w-]){_NUMBER_PART}(?:[- ]{_NUMBER_PART}){{0,3}}"  # "three-twenty Harbor View Terrace"
 _ADDRESS_RE = re.compile(
     r"(?<![\w:/.$,-])(?:"
-    rf"(?:[NSEW](?=\d))?\d{{1,6}}[A-Za-z]?(?:-\d{{1,4}})? (?:{_DIRECTION} )?"
+    rf"(?:(?:[NSEW](?=\d))?\d{{1,6}}[A-Za-z]?(?:-\d{{1,4}})?|(?i:{_HOUSE_NUMBER_WORDS})) (?:{_DIRECTION} )?"
     rf"(?:(?:(?:County|State|US|U\.S\.|Farm to Market|Forest) )?(?:Road|Rd|Highway|Hwy|Route|Rte)\.? [A-Z0-9]{{1,4}}\b"
     rf"|{_STREET_WORD}(?: {_STREET_WORD}){{0,3}} {_SUFFIX})"
     rf"(?: {_DIRECTION}(?![\w]))?"
@@ -413,7 +429,8 @@ Thanksgiving
 English Spanish French German Italian Portuguese Polish Russian Arabic Chinese Mandarin Cantonese Japanese Korean
 Hindi Urdu Bengali Punjabi Tagalog Vietnamese Turkish Greek Dutch Swedish Somali Swahili Yoruba Igbo Hausa Amharic
 American British Canadian Australian Irish Scottish Welsh European African Asian Latino Hispanic
-Medicare Medicaid MyChart Tricare COVID Covid Google Zoom FaceTime Teams Uber Lyft
+Medicare Medicaid MyChart Tricare COVID Covid Google Zoom FaceTime Teams Uber Lyft WhatsApp Skype Facebook
+Instagram Gmail Outlook Yahoo Hotmail iCloud Amazon Walgreens CVS Boots
 """.split())
 # Ordinary words that stand capitalised at the start of a sentence (spaCy's English stop words are added).
 _SENTENCE_WORDS = frozenset("""
@@ -422,6 +439,8 @@ Afternoon Evening Sorry Please Bye Goodbye Cheers Absolutely Certainly Definitel
 Understood Lovely Wonderful Excellent Brilliant Awesome Cool Correct Exactly Indeed Sounds Just Also Actually
 Unfortunately Hopefully Luckily Anyway Anyhow Apparently Basically Honestly Maybe Perhaps Probably Both Either
 Hiya Howdy Cheers Ta Hmm Erm Er Uh Mm Ah Aha Huh Hang Hold Wait Sorry Pardon
+Hola Buenos Buenas Bonjour Bonsoir Salut Ciao Buongiorno Hallo Guten Hej Oi Olá Ola Aloha Namaste Salaam Salam
+Shalom Jambo Habari Konnichiwa Ni Kia Ora Gracias Merci Danke Obrigado Obrigada Grazie Adiós Adios Apologies
 """.split())
 # Capitalised words in the name of a clinic, an insurer, a pharmacy or a place, e.g. "Blue Harbor Health".
 _ORG_WORDS = frozenset("""
@@ -429,6 +448,8 @@ Health Healthcare Clinic Clinics Centre Center Practice Surgery Medical Medicine
 Plan Plans Mutual Insurance Assurance Group Partners Associates Bank Company Inc Ltd LLC Co Corp Street St Road
 Avenue Lane Drive Boulevard Way Court Place Square Park Family Services Labs Lab Laboratory Laboratories
 University College School Institute Foundation Trust Network System Systems Alliance Cross Shield Life Dental
+Clínica Clinica Clinique Klinik Kliniek Centro Centre Hôpital Hopital Ospedale Hospitalario Praxis Farmacia
+Pharmacie Apotheke Consultorio Policlinico Policlínica Sanatorio
 Pediatrics Paediatrics Cardiology Dermatology Orthopedics Oncology Urgent Walk Primary Community Wellness Wing Ward
 Unit Department Dept Office Suite Room Floor Apt Apartment Bed Pharmacies Drugstore Chemist Chemists Hall
 Building Tower Plaza Mall Station Airport
@@ -529,6 +550,23 @@ def _english_words() -> frozenset[str]:
 
 
 @lru_cache(maxsize=1)
+def _place_names() -> frozenset[str]:
+    """Countries (ISO 3166 through `pycountry`), and their states, provinces and regions that are not also names
+    people have ("Trang" is a province and a first name), casefolded."""
+    import pycountry
+
+    names: set[str] = set()
+    for country in pycountry.countries:
+        for attr in ("name", "common_name", "official_name"):
+            value = getattr(country, attr, None)
+            if value:
+                names.update({value.casefold(), value.split(",")[0].casefold()})
+    gazetteer = name_gazetteer()
+    names.update(sub.name.casefold() for sub in pycountry.subdivisions if sub.name.casefold() not in gazetteer)
+    return frozenset(names)
+
+
+@lru_cache(maxsize=1)
 def _stop_words() -> frozenset[str]:
     """spaCy's English stop words (lower case)."""
     from spacy.lang.en.stop_words import STOP_WORDS
@@ -542,7 +580,7 @@ def _sentence_words() -> frozenset[str]:
 
 
 def _capitalised(word: str) -> bool:
-    return word[0].isupper() and not (len(word) > 1 and word.isupper())
+    return word[0].isupper() and not (len(_bare(word)) > 1 and _bare(word).isupper())  # "BP's" is an acronym
 
 
 def _starts_sentence(text: str, start: int) -> bool:
@@ -650,8 +688,8 @@ def _is_name_run(text: str, run: list[re.Match[str]], gazetteer: frozenset[str],
     weak_cue = _WEAK_NAME_CUE.search(before) or _NAME_CUE_AFTER.match(text, run[-1].end())
     if weak_cue and (not _is_english(first, english) or _is_gazetteer_name(first, gazetteer)):
         return True
-    if _PLACE_BEFORE.search(before):
-        return False
+    if _PLACE_BEFORE.search(before) or " ".join(_bare(m.group()) for m in run).casefold() in _place_names():
+        return False  # "in London"; "Kenya", "Lagos" without a name cue
     for match in run:
         word = _bare(match.group())
         if not _is_gazetteer_name(word, gazetteer):
@@ -828,13 +866,29 @@ def _shape(text: str, pattern: re.Pattern[str], kind: str, priority: int = 2) ->
     return [_Candidate(m.start(), m.end(), kind, priority) for m in pattern.finditer(text)]
 
 
+_AREA_CODE = re.compile(r"(?i:\barea code(?: is)?:?\s+)\(?(\d{3})\)?(?!\d)")
+
+
 def _phones(text: str) -> list[_Candidate]:
-    """Numbers after a phone cue; every other phone number comes from Presidio's recogniser (_library_candidates)."""
-    return _after_cue(text, _PHONE_CUE, _PHONE_VALUE, "phone", stop=_OTHER_ID_CUE)
+    """Numbers after a phone cue, and an area code said on its own; every other phone number comes from
+    Presidio's recogniser (_library_candidates)."""
+    return (_after_cue(text, _PHONE_CUE, _PHONE_VALUE, "phone", stop=_OTHER_ID_CUE)
+            + [_Candidate(m.start(1), m.end(1), "phone", 1) for m in _AREA_CODE.finditer(text)])
+
+
+_EMAIL_CUE = re.compile(r"(?i:\be-?mail(?: address)?(?:'s| is|:| it's| is it)?(?:,? please)?[,:]?\s+"
+                        r"(?:it's\s+|is\s+)?)")
+_SPOKEN_EMAIL_AFTER_CUE = re.compile(r"(?i:[a-z0-9._+-]+(?: [a-z0-9._+-]+){0,5} (?:at|at sign|@) [a-z0-9-]+"
+                                     r"(?: (?:dot|full stop|period) [a-z0-9-]+)*)")
 
 
 def _emails(text: str) -> list[_Candidate]:
     out = _shape(text, _EMAIL_RE, "email")
+    for cue in _EMAIL_CUE.finditer(text):  # "my email's ayesha siddiqui 91 at gmail", right after the cue
+        spoken = _SPOKEN_EMAIL_AFTER_CUE.match(text, cue.end())
+        after = text[spoken.end():spoken.end() + 2] if spoken else ""
+        if spoken and not re.match(r"[.@][\w]", after) and spoken.group().split()[0].lower() not in _stop_words():
+            out.append(_Candidate(spoken.start(), spoken.end(), "email", 1))
     for spoken in _SPOKEN_EMAIL.finditer(text):  # "maya dot rivera at mail dot com": " at ", a domain, " dot com"
         if (spoken.end() < len(text) and text[spoken.end()].isalnum()) or \
                 re.split(r"[ ._-]", spoken.group().lower(), maxsplit=1)[0] in _stop_words():
@@ -848,9 +902,13 @@ def _ssns(text: str) -> list[_Candidate]:
             + _last_four(text))
 
 
+_ID_BY_CHARACTER = re.compile(r"(?<![\w-])[A-Z0-9](?:(?:, ?|-| )[A-Z0-9]){4,}(?![\w-])")
+
+
 def _mrns(text: str) -> list[_Candidate]:
-    found = _after_cue(text, _MRN_CUE, _MRN_VALUE, "mrn", stop=_OTHER_ID_CUE)
-    return [c for c in found if _id_like(text[c.start:c.end])]
+    found = (_after_cue(text, _MRN_CUE, _MRN_VALUE, "mrn", stop=_OTHER_ID_CUE)
+             + _after_cue(text, _MRN_CUE, _ID_BY_CHARACTER, "mrn", stop=_OTHER_ID_CUE))
+    return [c for c in found if _id_like(text[c.start:c.end]) and not _iso_date(text[c.start:c.end])]  # a date
 
 
 def _id_like(value: str) -> bool:
@@ -867,7 +925,12 @@ def _dobs(text: str) -> list[_Candidate]:
     PERSONAL_DATE_YEARS before the latest date the call mentions: appointments are near the call, so an older
     date is a birth (often without a cue, "Joris is 2018-05-30 and Sem is June 2nd, 2021") or another date of a
     person's care, which is PHI too."""
-    out = _after_cue(text, _DOB_CUE, _DOB_VALUE, "dob", stop=_NOT_DOB_CUE, reply="question")
+    out = []
+    for cue in _DOB_CUE.finditer(text):  # every date or part of one in the answer, up to a word about appointments
+        limit = _window_after(text, cue.end(), reply="question")
+        stop = _NOT_DOB_CUE.search(text, cue.end(), limit)
+        for part in _DOB_PART.finditer(text, cue.end(), stop.start() if stop else limit):
+            out.append(_Candidate(part.start(), part.end(), "dob", 1))
     dated = []
     for found in _DOB_VALUE.finditer(text):
         if _DOB_AFTER.match(text, found.end()):
@@ -889,8 +952,15 @@ _CA_POSTCODE = re.compile(r"\b[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z] ?\d[ABCEGHJ
 _AU_STATE_POSTCODE = re.compile(r"\b(?:NSW|VIC|QLD|WA|SA|TAS|ACT|NT) \d{4}\b")
 
 
+# A street named without a house number after words that say someone lives there: "we live on Moor Lane".
+_STREET_CUE = re.compile(r"(?i:\b(?:li(?:ve|ves|ving)|moved|moving|staying|based) (?:on|to|at|in)\s+)")
+_STREET_NAME = re.compile(rf"{_STREET_WORD}(?: {_STREET_WORD}){{0,3}} {_SUFFIX}")
+
+
 def _addresses(text: str) -> list[_Candidate]:
-    return (_shape(text, _ADDRESS_RE, "address") + _shape(text, _UK_POSTCODE, "address")
+    streets = [_Candidate(m.start(), m.end(), "address", 2) for cue in _STREET_CUE.finditer(text)
+               if (m := _STREET_NAME.match(text, cue.end()))]
+    return (streets + _shape(text, _ADDRESS_RE, "address") + _shape(text, _UK_POSTCODE, "address")
             + _shape(text, _CA_POSTCODE, "address") + _shape(text, _AU_STATE_POSTCODE, "address")
             + _after_cue(text, _ZIP_CUE, _ZIP_VALUE, "address", stop=_OTHER_ID_CUE))
 
@@ -898,6 +968,8 @@ def _addresses(text: str) -> list[_Candidate]:
 # Numbers said digit by digit in words: "five five five, oh one three four", "double seven".
 _DIGIT_WORD = r"(?:(?:double|triple) )?(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
 _SPOKEN_DIGITS = re.compile(rf"(?i:(?<![\w-]){_DIGIT_WORD}(?:(?:,? |-){_DIGIT_WORD}){{5,}}(?![\w-]))")
+_FOUR_DIGITS = re.compile(rf"(?<![\w.-])\d(?: ?\d){{3}}(?![\w-]|\.\d)"
+                          rf"|(?i:(?<![\w-]){_DIGIT_WORD}(?:[ ,-]+{_DIGIT_WORD}){{3}}(?![\w-]))")
 _LAST_FOUR = re.compile(r"(?i:\blast (?:four|4)(?: digits)?\b)")
 
 
@@ -924,8 +996,7 @@ def _last_four(text: str) -> list[_Candidate]:
     out = []
     for cue in _LAST_FOUR.finditer(text):
         context = text[max(0, cue.start() - 60):cue.end() + 40]
-        value = re.compile(r"(?<![\w.-])\d(?: ?\d){3}(?![\w-]|\.\d)").search(text, cue.end(), _window_after(
-            text, cue.end(), reply="question"))
+        value = _FOUR_DIGITS.search(text, cue.end(), _window_after(text, cue.end(), reply="question"))
         if value and _SSN_CUE.search(context):
             out.append(_Candidate(value.start(), value.end(), "ssn", 1))
     return out
@@ -1062,7 +1133,7 @@ def _iso_date(text: str) -> str | None:
             if len(parts[0]) == 4:
                 return date(a, b, c).isoformat()
             year = c + (1900 if c >= 30 else 2000) if len(parts[2]) == 2 else c
-            return date(year, a, b).isoformat()  # US order: month/day/year
+            return date(year, b, a).isoformat() if a > 12 else date(year, a, b).isoformat()  # US order unless day-first
         words = [p for p in parts if not p.isdigit()]
         numbers = [int(p) for p in parts if p.isdigit()]
         if len(words) == 1 and len(numbers) == 2 and words[0][:3].lower() in months:
@@ -1119,6 +1190,12 @@ def _trace_spans(texts: Sequence[str], rules: RedactionRules, keep_values: Seque
             surface = text[c.start:c.end]
             key = _key(c.type, surface)
             recurring.setdefault(surface, (c.type, key))
+            if c.type == "ssn" and len(key) == 9:
+                recurring.setdefault(key[-4:], (c.type, key))  # "so, ending in 0193"
+            if c.type in ("mrn", "phone", "ssn"):
+                compact = re.sub(r"[\W_]", "", surface)
+                if len(compact) >= 7 and compact != surface:
+                    recurring.setdefault(compact, (c.type, key))  # "7-7-1-0-4-5-2", read back as "7710452"
             if c.type == "name":
                 for part in surface.split():
                     if len(part) >= 3 and part not in _COMMON_WORDS and part not in _NOT_NAME:
