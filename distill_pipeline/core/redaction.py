@@ -157,18 +157,26 @@ def detectors() -> dict[str, Any]:
                              f"{NAMES_MAX_RANK} of any country",
             "english-words": f"{_version('english-words')}: web2 and gcide lower-case words",
             "spacy": f"{_version('spacy')}: English stop words only",
+            "pycountry": f"{_version('pycountry')}: country and region names (places, not people)",
         },
         "hand_written": {
             "name": "gazetteer rules (sentence starts, organisation words, determiners and places before a word, "
                     "neighbouring words), titles (Mr./Mrs./Ms.), cue phrases and relatives, 'Last, First', "
-                    "names spelled letter by letter, later mentions, the task spec's name patterns",
+                    "names spelled letter by letter, lower-case names after a cue, later mentions (also without "
+                    "accents), the task spec's name patterns",
             "phone": "libphonenumber's candidates filtered against dates, SSNs and other ids; a short number "
-                     "after a phone cue",
-            "email": "address shape; spoken 'name at domain dot com'",
-            "ssn": "3-2-4 shape; nine digits after a social security cue",
-            "mrn": "an id after MRN, record number, chart number, patient ID, hospital number",
-            "dob": "a date (numeric or with a month name, day or month first) next to a birth cue",
-            "address": "house number, street words and a street suffix (unit, city, state, ZIP); PO box",
+                     "after a phone cue; an area code; seven or more digits said in words",
+            "email": "address shape; spoken 'name at domain dot com'; a spoken address right after an e-mail cue",
+            "ssn": "3-2-4 shape; nine digits after a social security cue (also digit by digit or in words); "
+                   "the last four after a social cue, or of an SSN found earlier",
+            "mrn": "an id of letter and digit groups after MRN, record/chart/patient/hospital/NHS number, "
+                   "wristband; read character by character; read back whole",
+            "dob": "a date or its day and month (numeric, month names in five languages, words, year first) "
+                   "after a birth cue, in the answer to a date-of-birth question; any full date two years or "
+                   "more before the call's latest date",
+            "address": "house number (digits or words), street words and a street suffix (unit, city, state, ZIP), "
+                       "county roads and highways; PO box and rural route; UK, Canadian and Australian postcodes; "
+                       "a street someone lives on",
             "kept": "clinicians with a title and their surnames, times, ICD-10 codes, amounts, keep_fields values",
         },
     }
