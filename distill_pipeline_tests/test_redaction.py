@@ -476,9 +476,9 @@ def test_numbers_said_in_words_ssn_last_four_and_other_countries_postcodes_are_f
     assert (kind, value) in found(text)
 
 
-def test_counts_in_words_and_a_last_four_that_is_not_a_social_stay():
-    assert not found("Caller: I take one or two tablets, three times a day, for seven days.\n"
-                     "Agent: The last four on the card are 4411, is that right?")
+def test_counts_in_words_stay_and_a_last_four_that_is_not_a_social_is_not_an_ssn():
+    assert not found("Caller: I take one or two tablets, three times a day, for seven days.")
+    assert not any(kind == "ssn" for kind, _ in found("Agent: The last four on the card are 4411, is that right?"))
 
 
 @pytest.mark.parametrize("text, kind, value", [
@@ -517,3 +517,36 @@ def test_a_date_after_a_record_cue_is_not_a_record_number():
                                   "Caller: Can you send it on WhatsApp? Apologies for the noise."])
 def test_greetings_places_apps_and_acronyms_are_not_names(text):
     assert not any(kind == "name" for kind, _ in found(text))
+
+
+@pytest.mark.parametrize("text, kind, value", [
+    ("Agent: and date of birth\nCaller: october third sixty one", "dob", "october third sixty one"),
+    ("Agent: dob\nCaller: two nine seventy four", "dob", "two nine seventy four"),
+    ("Agent: Social?\nCaller: five one two dash three three dash oh four four one", "ssn",
+     "five one two dash three three dash oh four four one"),
+    ("Caller: the hospital number is 553... 901... 4128", "mrn", "553... 901... 4128"),
+    ("Caller: My number, area code, oh seven seven, then four one two, nine nine oh three.", "phone",
+     "oh seven seven, then four one two, nine nine oh three"),
+    ("Caller: Her wristband has TKH-2290417 on it.", "mrn", "TKH-2290417"),
+    ("Caller: It's the second house, number 7719, past the church.", "mrn", "7719"),
+    ("Caller: My eircode is D08 XY9P.", "address", "D08 XY9P"),
+    ("Caller: you can mail it to sam underscore lowe at sign fastmail full stop uk", "email",
+     "sam underscore lowe at sign fastmail full stop uk"),
+    ("Caller: its kavya dot iyer at the rate rediffmail dot com", "email",
+     "kavya dot iyer at the rate rediffmail dot com"),
+])
+def test_speech_to_text_answers_numbers_in_pieces_bare_identifiers_and_spoken_emails_are_found(text, kind, value):
+    assert any(k == kind and value in v for k, v in found(text)), found(text)
+
+
+def test_names_in_a_lower_case_turn_are_found_and_ordinary_words_are_not():
+    assert ("name", "priyanka venkataraman") in found("Caller: yeah its for priyanka venkataraman on friday")
+    assert not found("Caller: ok yeah thats fine see you on wednesday bye")
+
+
+@pytest.mark.parametrize("text", [
+    "Caller: I take 1000 mg twice a day and my BP was 143/91.", "Caller: It cost USD 45.25 in 2019.",
+    "Caller: The claim is 77-30914 and the invoice INV 2026-0917.", "Caller: Reference REF-55-20931, please.",
+    "Caller: It was coded J45.909 in 2024."])
+def test_quantities_readings_years_and_references_are_not_identifiers(text):
+    assert not found(text)

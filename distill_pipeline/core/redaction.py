@@ -307,9 +307,12 @@ _PHONE_VALUE = re.compile(rf"{_PHONE_RE.pattern}|(?<![\w-])(?:\d{{10}}|\d{{3}}[ 
 
 _EMAIL_RE = re.compile(r"(?<![\w.+%-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}(?![\w-])")
-_SPOKEN_EMAIL = re.compile(r"(?i:(?<![\w.-])[a-z0-9]+(?:(?: dot | underscore | dash |[._-])[a-z0-9]+)* at "
-                           r"[a-z0-9-]+(?: dot [a-z0-9-]+)* dot (?:com|org|net|edu|gov|io|co|info|me|biz|health|"
-                           r"[a-z]{2})\b)")  # a generic top-level domain or any two-letter country code
+_SPOKEN_AT = r"(?:at sign|at the rate(?: of)?|at)"
+_SPOKEN_DOT = r"(?:dot|full stop|period|point)"
+_SPOKEN_JOIN = rf"(?: {_SPOKEN_DOT} | underscore | dash | hyphen |[._-])"
+_SPOKEN_EMAIL = re.compile(rf"(?i:(?<![\w.-])[a-z0-9]+(?:{_SPOKEN_JOIN}[a-z0-9]+)* {_SPOKEN_AT} "
+                           rf"[a-z0-9-]+(?:(?: hyphen | dash )[a-z0-9-]+)*(?: {_SPOKEN_DOT} [a-z0-9-]+)* {_SPOKEN_DOT} "
+                           r"[a-z]{2,12}\b)")  # "priya full stop menon at yahoo full stop co full stop in"
 
 _SSN_RE = re.compile(r"(?<![\w.-])\d{3}([-.])\d{2}\1\d{4}(?![\w-]|\.\d)")
 _SSN_CUE = re.compile(r"(?i:\bsocial security(?: number| no\.?| #)?|\bSSN\b|\bsocial\b)")
@@ -368,13 +371,16 @@ _TEENS = r"(?:ten|eleven|twelve|(?:thir|four|fif|six|seven|eigh|nine)teen)"
 _TENS = r"(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)"
 _YEAR_ANY = rf"(?:{_YEAR_WORDS}|\d{{4}}|'\d{{2}}|{_TENS}(?:[- ]{_UNITS})?|oh[- ]{_UNITS}|{_TEENS})"  # "ninety-nine"
 _NUMBER_WORD = rf"(?:(?:oh[- ])?{_UNITS}|{_TEENS}|twenty(?:[- ]{_UNITS})?|thirty(?:[- ]one)?)"
+_DAY_ANY = rf"(?:{_DAY}|twenty[- ]{_UNITS}|thirty(?:[- ]one)?|{_TEENS}|{_UNITS})"  # "march twenty nine"
+_DAY_MONTH_ANY = rf"(?:{_DAY_MONTH}|{_MONTH}\s+(?:the\s+)?{_DAY_ANY}|{_DAY_ANY}\s+(?:of\s+)?{_MONTH})"
 # What a caller says when asked for a date of birth: a date in any of the forms above, or its day and month ("the
 # seventh of March"), year first ("1982, the fifteenth of July"), a two-digit year
 # in words ("Sixth of June, ninety-nine"), or month and day as numbers in words ("Oh-seven, twenty-two, two
 # thousand").
 _DOB_PART = re.compile(
-    rf"{_DATE_RE.pattern}|(?i:(?<![\w-])(?:{_DAY_MONTH}(?:,?\s+(?:in\s+)?{_YEAR_ANY})?"
-    rf"|{_YEAR_ANY},?\s+(?:on\s+)?(?:the\s+)?{_DAY_MONTH}|{_NUMBER_WORD},?\s+{_NUMBER_WORD},?\s+{_YEAR_ANY}"
+    rf"{_DATE_RE.pattern}|(?i:(?<![\w-])(?:{_DAY_MONTH_ANY}(?:,?\s+(?:in\s+)?{_YEAR_ANY})?"
+    rf"|{_YEAR_ANY},?\s+(?:on\s+)?(?:the\s+)?{_DAY_MONTH_ANY}"
+    rf"|{_NUMBER_WORD}[,-]?\s*{_NUMBER_WORD}[,-]?\s*{_YEAR_ANY}"
     rf"|{_SPOKEN_DATE.pattern})(?![\w-]))")  # a year alone is not PHI (HIPAA's Safe Harbor keeps years)
 _DOB_CUE = re.compile(r"(?i:\bdates?\s+of\s+birth\b|\bbirth\s*dates?\b|\bD\.?O\.?B\b\.?|\bborn\b(?:\s+on\b)?|"
                       r"\bbirth\s*day\b(?!\s+(?:party|parties|card|cards|present|presents|gift|cake|dinner|"
@@ -449,6 +455,7 @@ Unfortunately Hopefully Luckily Anyway Anyhow Apparently Basically Honestly Mayb
 Hiya Howdy Cheers Ta Hmm Erm Er Uh Mm Ah Aha Huh Hang Hold Wait Sorry Pardon
 Hola Buenos Buenas Bonjour Bonsoir Salut Ciao Buongiorno Hallo Guten Hej Oi Olá Ola Aloha Namaste Salaam Salam
 Shalom Jambo Habari Konnichiwa Ni Kia Ora Gracias Merci Danke Obrigado Obrigada Grazie Adiós Adios Apologies
+Mm-hm Mm-hmm Mhm Uh-huh Uh-uh Ehm Emm Umm Uhh Howya Lemme Gonna Wanna Gotta Haan Ji Achha Acha Double Single
 """.split())
 # Capitalised words in the name of a clinic, an insurer, a pharmacy or a place, e.g. "Blue Harbor Health".
 _ORG_WORDS = frozenset("""
@@ -459,6 +466,8 @@ University College School Institute Foundation Trust Network System Systems Alli
 Clínica Clinica Clinique Klinik Kliniek Centro Centre Hôpital Hopital Ospedale Hospitalario Praxis Farmacia
 Pharmacie Apotheke Consultorio Policlinico Policlínica Sanatorio
 Pediatrics Paediatrics Cardiology Dermatology Orthopedics Oncology Urgent Walk Primary Community Wellness Wing Ward
+Neurology Rheumatology Urology Gastroenterology Endocrinology Radiology Psychiatry Podiatry Physiotherapy Audiology
+Ophthalmology Optometry Obstetrics Gynaecology Gynecology Surgical Specialist Specialists Rooms Walk-in Walk-In
 Unit Department Dept Office Suite Room Floor Apt Apartment Bed Pharmacies Drugstore Chemist Chemists Hall
 Building Tower Plaza Mall Station Airport
 Saint County City State National Regional General Memorial Valley Heights Hills Springs Bay Harbor Harbour Point
@@ -571,7 +580,7 @@ def _place_names() -> frozenset[str]:
                 names.update({value.casefold(), value.split(",")[0].casefold()})
     gazetteer = name_gazetteer()
     names.update(sub.name.casefold() for sub in pycountry.subdivisions if sub.name.casefold() not in gazetteer)
-    return frozenset(names)
+    return frozenset(names | {_without_accents(name) for name in names})
 
 
 @lru_cache(maxsize=1)
@@ -633,8 +642,9 @@ def _bare(word: str) -> str:
 
 
 def _is_english(word: str, english: frozenset[str]) -> bool:
-    def known(part: str) -> bool:  # the word or its singular ("Congratulations", "Walk-ins")
-        return part in english or (part.endswith("s") and part[:-1] in english)
+    def known(part: str) -> bool:  # the word, its singular or its past tense ("Congratulations", "Coded")
+        return part in english or (part.endswith("s") and part[:-1] in english) or (
+            part.endswith("ed") and (part[:-1] in english or part[:-2] in english))
 
     lower = word.lower()
     return known(lower) or ("-" in lower and all(known(part) for part in lower.split("-") if part))
@@ -722,7 +732,8 @@ def _second_of_last_first(text: str, run: list[re.Match[str]], found: list[tuple
 
 _LOWER_NAME_CUE = re.compile(r"(?i:\b(?:my |the |patient(?:'s)? |full |first |last |sur)?name(?:'s| is|:)\s+"
                              r"|\bnamed\s+|\bcalled\s+|\bthis is\s+|\bi'm\s+|\bi am\s+)")
-_LOWER_WORD = re.compile(r"[a-zà-öø-ÿ][a-zà-öø-ÿ'’-]+")
+_LOWER_SENTENCE_WORDS = frozenset(w.lower() for w in _SENTENCE_WORDS)
+_LOWER_WORD = re.compile(r"[a-zà-öø-ÿ]+(?:['’-][a-zà-öø-ÿ]+)*")
 
 
 def _lowercase_names(text: str) -> list[tuple[int, int]]:
@@ -744,6 +755,38 @@ def _lowercase_names(text: str) -> list[tuple[int, int]]:
                 break
         if end is not None:
             spans.append((cue.end(), end))
+    return spans
+
+
+_TURN_PREFIX = re.compile(r"^(?:[A-Z][\w ]{0,20}:\s*)?")  # "Agent: ", "Caller: "
+
+
+def _lowercase_turn_names(text: str) -> list[tuple[int, int]]:
+    """Names in a turn written all in lower case, as speech-to-text leaves it ("its under marcus delgado"): runs of
+    words names-dataset knows, at least one of them no English word ("marcus"; "ruth" joins "ruth gallagher"),
+    none of them a stop word."""
+    gazetteer, english, stop = name_gazetteer(), _english_words(), _stop_words()
+    spans: list[tuple[int, int]] = []
+    position = 0
+    for line in text.split("\n"):
+        body_start = position + _TURN_PREFIX.match(line).end()  # type: ignore[union-attr]
+        body = text[body_start:position + len(line)]
+        position += len(line) + 1
+        words = list(_LOWER_WORD.finditer(body))
+        if len(words) < 2 or any(ch.isupper() for ch in body):
+            continue  # a turn with capitals has its names capitalised
+        run: list[re.Match[str]] = []
+        for match in words + [None]:
+            word = match.group() if match is not None else ""
+            name_like = (match is not None and len(word) >= 3 and word in gazetteer and word not in stop
+                         and word not in _LOWER_SENTENCE_WORDS and word.capitalize() not in _NEVER_NAME
+                         and word.upper() not in _NOT_SPELLED)  # "friday", "mrn"
+            if match is not None and name_like and (not run or body[run[-1].end():match.start()] == " "):
+                run.append(match)
+                continue
+            if run and any(not _is_english(m.group(), english) for m in run):
+                spans.append((body_start + run[0].start(), body_start + run[-1].end()))
+            run = [match] if name_like and match is not None else []
     return spans
 
 
@@ -787,7 +830,7 @@ def _analyzer() -> Any:
             name_gazetteer()
 
         def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
-            spans = _name_runs(text) + _lowercase_names(text) + _spelled_names(text)
+            spans = _name_runs(text) + _lowercase_names(text) + _lowercase_turn_names(text) + _spelled_names(text)
             return [RecognizerResult("PERSON", start, end, 0.85) for start, end in spans]
 
     registry = RecognizerRegistry(supported_languages=["en"])
@@ -843,9 +886,10 @@ def _window_after(text: str, cue_end: int, *, reply: str) -> int:
     end = _SENTENCE_END.search(text, cue_end, line_end)
     newline = text.rfind("\n", max(0, cue_end - _WINDOW), cue_end)
     line_start = newline + 1 if newline != -1 else max(0, cue_end - _WINDOW)
-    asks = end is not None and (end.group() == "?" or (
+    asks = (end is not None and (end.group() == "?" or (
         _REQUEST.search(text, line_start, end.start()) is not None
         and _SENTENCE_END.search(text, end.end(), line_end) is None))  # "Date of birth, please." ends the turn
+        or not text[cue_end:line_end].strip(" ,.:;?!-"))  # the cue ends the turn: "and date of birth"
     if reply == "always" or (reply == "question" and asks):
         return _line_end(text, line_end + 1, horizon) if line_end < horizon else line_end
     if end is None:
@@ -886,8 +930,8 @@ def _phones(text: str) -> list[_Candidate]:
 
 _EMAIL_CUE = re.compile(r"(?i:\be-?mail(?: address)?(?:'s| is|:| it's| is it)?(?:,? please)?[,:]?\s+"
                         r"(?:it's\s+|is\s+)?)")
-_SPOKEN_EMAIL_AFTER_CUE = re.compile(r"(?i:[a-z0-9._+-]+(?: [a-z0-9._+-]+){0,5} (?:at|at sign|@) [a-z0-9-]+"
-                                     r"(?: (?:dot|full stop|period) [a-z0-9-]+)*)")
+_SPOKEN_EMAIL_AFTER_CUE = re.compile(rf"(?i:[a-z0-9._+-]+(?:,? [a-z0-9._+-]+){{0,7}},? (?:{_SPOKEN_AT}|@) [a-z0-9-]+"
+                                     rf"(?:(?: hyphen | dash | {_SPOKEN_DOT} )[a-z0-9-]+)*)")
 
 
 def _emails(text: str) -> list[_Candidate]:
@@ -956,6 +1000,9 @@ _ZIP_VALUE = re.compile(r"(?<![\w$£€.,-])\d{5}(?:-\d{4})?(?![\w-]|[.,]\d)")
 _UK_POSTCODE = re.compile(r"\b[A-PR-UWYZ][A-HK-Y]?\d[A-Z\d]? ?\d[ABD-HJLNP-UW-Z]{2}\b")
 
 
+_EIRCODE = re.compile(r"\b(?:[AC-FHKNPRTV-Y]\d{2}|D6W) ?(?=[0-9AC-FHKNPRTV-Y]{4}\b)[0-9AC-FHKNPRTV-Y]*\d"
+                      r"[0-9AC-FHKNPRTV-Y]*\b")
+_UK_OUTWARD = re.compile(r"\b[A-PR-UWYZ][A-HK-Y]?\d[A-Z\d]?\b")
 _CA_POSTCODE = re.compile(r"\b[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z] ?\d[ABCEGHJ-NPRSTV-Z]\d\b")
 _AU_STATE_POSTCODE = re.compile(r"\b(?:NSW|VIC|QLD|WA|SA|TAS|ACT|NT) \d{4}\b")
 
@@ -970,12 +1017,19 @@ def _addresses(text: str) -> list[_Candidate]:
                if (m := _STREET_NAME.match(text, cue.end()))]
     return (streets + _shape(text, _ADDRESS_RE, "address") + _shape(text, _UK_POSTCODE, "address")
             + _shape(text, _CA_POSTCODE, "address") + _shape(text, _AU_STATE_POSTCODE, "address")
+            + _shape(text, _EIRCODE, "address")
+            + [dataclasses.replace(c, priority=3)  # a whole postcode ("LS1 4AB") is the shape's
+               for c in _after_cue(text, _ZIP_CUE, _UK_OUTWARD, "address", stop=_OTHER_ID_CUE)]
             + _after_cue(text, _ZIP_CUE, _ZIP_VALUE, "address", stop=_OTHER_ID_CUE))
 
 
 # Numbers said digit by digit in words: "five five five, oh one three four", "double seven".
 _DIGIT_WORD = r"(?:(?:double|triple) )?(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
-_SPOKEN_DIGITS = re.compile(rf"(?i:(?<![\w-]){_DIGIT_WORD}(?:(?:,? |-){_DIGIT_WORD}){{5,}}(?![\w-]))")
+# A number read out in pieces, in digits or words or both: "four four eight dash two one dash six oh nine five",
+# "401... 023... 2137", "6-0-0, 3-7, 2-2-1-9", "Zero five zero eight nine one, then two two six four".
+_NUMBER_PIECE = rf"(?:\d+|{_DIGIT_WORD})"
+_PIECE_GAP = r"(?:\.{2,3}|[,–-])?\s*(?:(?:dash|hyphen|then|and then)\b,?\s*)?|\s*-\s*"
+_SPOKEN_DIGITS = re.compile(rf"(?i:(?<![\w$£€.-]){_NUMBER_PIECE}(?:(?:{_PIECE_GAP}){_NUMBER_PIECE})+(?![\w-]|[.,]\d))")
 _FOUR_DIGITS = re.compile(rf"(?<![\w.-])\d(?: ?\d){{3}}(?![\w-]|\.\d)"
                           rf"|(?i:(?<![\w-]){_DIGIT_WORD}(?:[ ,-]+{_DIGIT_WORD}){{3}}(?![\w-]))")
 _LAST_FOUR = re.compile(r"(?i:\blast (?:four|4)(?: digits)?\b)")
@@ -986,16 +1040,62 @@ def _spoken_numbers(text: str) -> list[_Candidate]:
     (in the same line or the question before), otherwise a phone number."""
     out = []
     for found in _SPOKEN_DIGITS.finditer(text):
-        words = found.group().lower().replace(",", " ").replace("-", " ").split()
-        digits = len(words) + words.count("triple")  # "double seven" is two words, two digits; a triple three
-        if digits < 7:
+        words = re.findall(r"\d+|[a-z]+", found.group().lower())
+        digits = sum(len(w) if w.isdigit() else 1 + (w == "triple") - (w in ("dash", "hyphen", "then", "and"))
+                     for w in words)  # "double seven" is two words, two digits
+        if digits < 7 or not re.search(r"[\s,.–-]", found.group()) or _DATE_RE.fullmatch(found.group()) \
+                or _TIME_RE.search(found.group()):
+            continue  # one plain number, a date or a time is for the other detectors
+        kind = _kind_by_cue(text, found.start(), "phone")
+        if kind is not None:  # after the shapes: "(206) 555-0113" or "078-05-1120" is theirs to type
+            out.append(_Candidate(found.start(), found.end(), kind, 3))
+    return out
+
+
+# Any other number of four digits or more is an identifier of some kind (HIPAA's Safe Harbor lists record,
+# licence and device numbers alongside the seven types here): what the rules above did not place is redacted as
+# the type its nearest cue names, a record number by default. Years, quantities with a unit, numbers whose
+# nearest cue names a claim, invoice or other reference (left alone, as everywhere here) and everything
+# protected (times, amounts, ICD-10 codes, kept values) stay.
+_BARE_NUMBER = re.compile(r"(?<![\w$£€.,/:#-])\d{4,}(?![\w/:-]|[.,]\d)")
+_UNIT_AFTER = re.compile(r"\s*(?i:mg|mcg|µg|ml|units?|iu|%|kg|lbs?|pounds?|g|cm|mm|mmhg|dollars?|euros?|bucks|cents|"
+                         r"steps|calories|miles|km|feet|ft|hours?|minutes?|days?|weeks?|months?|years?)\b")
+_CUE_TYPES = (("ssn", _SSN_CUE), ("mrn", _MRN_CUE), ("phone", _PHONE_CUE))
+_CUE_TYPES_RE = re.compile(r"(?i:phone|ssn|social)")  # words _OTHER_ID_CUE shares with the cues above
+
+
+# Letters (two or more) and digits in one token, "-" or "/" between groups and no space: "HV-0091372",
+# "MSH/OPD/2231/19"; not "BP 143/91", "USD 45.25", and not a prefix that names a reference ("REF-55-20931").
+_BARE_ID = re.compile(r"(?<![\w$£€.,/:#-])([A-Z]{2,4})[-/]?\d+(?:[-/][A-Z0-9]+)*(?![\w/-]|[.,]\d)")
+_REFERENCE_PREFIXES = frozenset("REF RF INV CLM CL CASE AUTH PA BK CONF ORD TKT TXN RCPT PO BILL STMT RX".split())
+
+
+def _kind_by_cue(text: str, start: int, default: str) -> str | None:
+    """The PHI type the nearest cue before `start` (in its line or the one before) names, `default` without one,
+    or None when that cue names a claim, invoice or other reference number, which stays."""
+    line_start = text.rfind("\n", 0, start)
+    before = text[text.rfind("\n", 0, max(0, line_start)) + 1:start]
+    cues = [(m.start(), kind) for kind, cue in _CUE_TYPES + (("address", _ZIP_CUE), ("other", _OTHER_ID_CUE))
+            for m in cue.finditer(before) if kind != "other" or not _CUE_TYPES_RE.match(m.group())]
+    kind = max(cues)[1] if cues else default
+    return None if kind == "other" else kind
+
+
+def _bare_numbers(text: str) -> list[_Candidate]:
+    out = []
+    for found in _BARE_ID.finditer(text):  # an identifier shape with letters: "HV-0091372", "RDH7203315"
+        value = found.group()
+        if _id_like(value) and found.group(1) not in _REFERENCE_PREFIXES:
+            kind = _kind_by_cue(text, found.start(), "mrn")
+            if kind is not None:
+                out.append(_Candidate(found.start(), found.end(), kind, 4))
+    for found in _BARE_NUMBER.finditer(text):
+        value = found.group()
+        if (len(value) == 4 and 1900 <= int(value) <= 2099) or _UNIT_AFTER.match(text, found.end()):
             continue
-        line_start = text.rfind("\n", 0, found.start())
-        before = text[text.rfind("\n", 0, max(0, line_start)) + 1:found.start()]  # this line and the one before
-        cues = [(m.start(), kind) for kind, cue in (("ssn", _SSN_CUE), ("mrn", _MRN_CUE), ("phone", _PHONE_CUE))
-                for m in cue.finditer(before)]
-        kind = max(cues)[1] if cues else "phone"
-        out.append(_Candidate(found.start(), found.end(), kind, 1))
+        kind = _kind_by_cue(text, found.start(), "mrn")
+        if kind is not None:
+            out.append(_Candidate(found.start(), found.end(), kind, 4))
     return out
 
 
@@ -1049,7 +1149,8 @@ _DETECTORS = {"phone": _phones, "email": _emails, "ssn": _ssns, "mrn": _mrns, "d
 def _protected(text: str, keep_values: Iterable[str], staff_words: Iterable[str] = ()) -> list[tuple[int, int]]:
     """Spans never redacted: clinicians, times, ICD-10 codes, amounts, the kept answer values, and the words of
     a clinician's name wherever they recur ("Okafor" after "Dr. Okafor")."""
-    spans = [m.span() for pattern in (_STAFF_RE, _TIME_RE, _ICD10_RE, _AMOUNT_RE) for m in pattern.finditer(text)]
+    spans = [m.span() for pattern in (_STAFF_RE, _TIME_RE, _AMOUNT_RE) for m in pattern.finditer(text)]
+    spans += [m.span() for m in _ICD10_RE.finditer(text) if not _EIRCODE.match(text, m.start())]  # "D08 XY9P"
     for value in keep_values:
         spans += _occurrences(text, value, whole_word=False)
     for word in staff_words:
@@ -1189,7 +1290,7 @@ def _trace_spans(texts: Sequence[str], rules: RedactionRules, keep_values: Seque
         candidates = [c for kind, detect in _DETECTORS.items() if kind in compiled.types for c in detect(text)]
         candidates += [c for c in _pattern_matches(text, compiled) if c.type in compiled.types]
         candidates += _library_candidates(text, compiled.types)
-        candidates += [c for c in _spoken_numbers(text) if c.type in compiled.types]
+        candidates += [c for c in _spoken_numbers(text) + _bare_numbers(text) if c.type in compiled.types]
         selected.append(_select(candidates, blocked))
     # Every found value (and, for a name, each of its parts) is looked for again everywhere in the trace.
     recurring: dict[str, tuple[str, str]] = {}  # surface text -> (type, key)
@@ -1212,6 +1313,8 @@ def _trace_spans(texts: Sequence[str], rules: RedactionRules, keep_values: Seque
     out: list[list[PhiSpan]] = []
     for text, chosen, blocked in zip(texts, selected, protected, strict=True):
         keys = {}
+        chosen = [dataclasses.replace(c, type=recurring[text[c.start:c.end]][0]) if c.priority >= 3 else c
+                  for c in chosen]  # a number placed only by a nearby cue is what it was found as elsewhere
         for c in chosen:  # a value found on its own in one text takes the key it was first found with
             kind, key = recurring[text[c.start:c.end]]
             keys[(c.start, c.end)] = key if kind == c.type else _key(c.type, text[c.start:c.end])
