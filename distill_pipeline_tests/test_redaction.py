@@ -550,3 +550,17 @@ def test_names_in_a_lower_case_turn_are_found_and_ordinary_words_are_not():
     "Caller: It was coded J45.909 in 2024."])
 def test_quantities_readings_years_and_references_are_not_identifiers(text):
     assert not found(text)
+
+
+def test_a_patient_who_shares_a_clinicians_surname_is_redacted_and_the_clinician_kept():
+    text = "Caller: It's for Lucia Ferreira.\nAgent: Dr. Ferreira can see her at 10:30; Ferreira is in on Tuesday."
+    assert found(text) == {("name", "Lucia Ferreira")}
+
+
+@pytest.mark.parametrize("value", ["1,200,000 VND", "USD 45.25", "450 rupees", "₦15,000"])
+def test_amounts_in_other_currencies_are_kept(value):
+    assert not found(f"Caller: The bill says {value} for the scan.")
+
+
+def test_a_postcode_district_that_reads_like_an_icd10_code_is_an_address_and_a_code_is_kept():
+    assert found("Caller: The postcode is G11 5QE and the letter says G43.909.") == {("address", "G11 5QE")}

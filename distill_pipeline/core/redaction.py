@@ -290,7 +290,10 @@ January February March April May June July August September October November Dec
 """.split())
 _TIME_RE = re.compile(r"(?<![\w:])\d{1,2}:\d{2}(?::\d{2})?(?:\s?[AaPp]\.?[Mm]\.?)?(?![\w:])")
 _ICD10_RE = re.compile(r"\b[A-TV-Z]\d{2}(?:\.[0-9A-Z]{1,4})?\b")
-_AMOUNT_RE = re.compile(r"[$€£]\s?\d[\d,]*(?:\.\d+)?")
+_CURRENCY = r"(?:USD|US\$|CAD|AUD|NZD|EUR|GBP|INR|NGN|ZAR|PHP|MXN|VND|JPY|CNY|KES|PLN|Rs\.?|₹|₦|₱)"
+_AMOUNT_RE = re.compile(rf"[$€£]\s?\d[\d,]*(?:\.\d+)?|{_CURRENCY}\s?\d[\d,]*(?:\.\d+)?"
+                        rf"|\d[\d,]*(?:\.\d+)?\s?(?:{_CURRENCY}|(?i:dollars|pounds|euros|rupees|pesos|naira|rand|dong|"
+                        r"shillings|zloty)\b)")  # "$45.00", "USD 45.25", "1,200,000 VND", "120 dollars"
 
 _PHONE_RE = re.compile(r"""
     (?<![\w@/.+-])
@@ -456,6 +459,7 @@ Hiya Howdy Cheers Ta Hmm Erm Er Uh Mm Ah Aha Huh Hang Hold Wait Sorry Pardon
 Hola Buenos Buenas Bonjour Bonsoir Salut Ciao Buongiorno Hallo Guten Hej Oi Olá Ola Aloha Namaste Salaam Salam
 Shalom Jambo Habari Konnichiwa Ni Kia Ora Gracias Merci Danke Obrigado Obrigada Grazie Adiós Adios Apologies
 Mm-hm Mm-hmm Mhm Uh-huh Uh-uh Ehm Emm Umm Uhh Howya Lemme Gonna Wanna Gotta Haan Ji Achha Acha Double Single
+Mom Mum Dad Cuz Yay Nah Hun Babe Bro Sis Nana Papa Gran Granny Grandma Grandpa God Dzień Dobry Días Dias
 """.split())
 # Capitalised words in the name of a clinic, an insurer, a pharmacy or a place, e.g. "Blue Harbor Health".
 _ORG_WORDS = frozenset("""
@@ -468,6 +472,7 @@ Pharmacie Apotheke Consultorio Policlinico Policlínica Sanatorio
 Pediatrics Paediatrics Cardiology Dermatology Orthopedics Oncology Urgent Walk Primary Community Wellness Wing Ward
 Neurology Rheumatology Urology Gastroenterology Endocrinology Radiology Psychiatry Podiatry Physiotherapy Audiology
 Ophthalmology Optometry Obstetrics Gynaecology Gynecology Surgical Specialist Specialists Rooms Walk-in Walk-In
+Nursing Home Homes Hospice Residence Doctors
 Unit Department Dept Office Suite Room Floor Apt Apartment Bed Pharmacies Drugstore Chemist Chemists Hall
 Building Tower Plaza Mall Station Airport
 Saint County City State National Regional General Memorial Valley Heights Hills Springs Bay Harbor Harbour Point
@@ -1150,12 +1155,18 @@ def _protected(text: str, keep_values: Iterable[str], staff_words: Iterable[str]
     """Spans never redacted: clinicians, times, ICD-10 codes, amounts, the kept answer values, and the words of
     a clinician's name wherever they recur ("Okafor" after "Dr. Okafor")."""
     spans = [m.span() for pattern in (_STAFF_RE, _TIME_RE, _AMOUNT_RE) for m in pattern.finditer(text)]
-    spans += [m.span() for m in _ICD10_RE.finditer(text) if not _EIRCODE.match(text, m.start())]  # "D08 XY9P"
+    spans += [m.span() for m in _ICD10_RE.finditer(text)  # not a postcode district: "D08 XY9P", "G11 5QE"
+              if not _EIRCODE.match(text, m.start()) and not _UK_POSTCODE.match(text, m.start())]
     for value in keep_values:
         spans += _occurrences(text, value, whole_word=False)
     for word in staff_words:
-        spans += _occurrences(text, word)
+        spans += [(start, end) for start, end in _occurrences(text, word) if not _FIRST_NAME_BEFORE.search(
+            text, max(0, start - 30), start)]
     return spans
+
+
+_FIRST_NAME_BEFORE = re.compile(r"(?<![.:])\b(?!(?:Dr|Dra|Doctor|Nurse|Practitioner|Prof|Professor|Pharmacist|"
+                                r"Therapist|Midwife|NP|PA)\b)[A-Z][a-z]+ $")
 
 
 def _staff_words(texts: Iterable[str], keep_values: Iterable[str]) -> set[str]:
