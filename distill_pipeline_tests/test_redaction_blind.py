@@ -1,9 +1,9 @@
 """Redaction on the blind labelled sets (phi_blind/): transcripts written by helpers who never read the detectors.
 
 batch1 is the working set (its misses may show which kinds of phrasing leak; no rule is fitted to one of its
-cases), batch2 was held back until the detectors were done, batch3 and batch4 were each measured once, blind,
-and their misses then fixed by kind of phrasing (so they are working sets now), and batch5 is the blind batch
-that measures those fixes (README: "How patient data is found, and how well"). Scoring is in phi_scoring.py: a
+cases), batch2 was held back until the detectors were done; batch3 to batch6 were each measured once, blind,
+by the code of the time, and their misses then fixed by kind of phrasing, so they are working sets now (README:
+"How patient data is found, and how well" has the blind figures). Scoring is in phi_scoring.py: a
 PHI value counts as redacted when it no longer appears in the redacted transcript, a kept value as kept when it
 appears as often as before.
 """
@@ -15,11 +15,19 @@ from distill_pipeline.core.taskspec import default_task_spec_path, load_task_spe
 from distill_pipeline_tests.phi_scoring import BLIND_DIR, Score, load_rows, score_rows
 
 # file -> (the fewest transcripts it was written with, the fewest values of each PHI type it holds)
-BATCHES = {"batch1": (200, 20), "batch2": (80, 20), "batch3": (80, 15), "batch4": (160, 30)}
-# Below 0.99 after the fixes, held at what was measured: batch4's agent reading back a wrong date of birth on
-# file without a cue ("we had 1983-04-16"), a birth year said alone ("nineteen fifty-one", which HIPAA's Safe
-# Harbor lets stay; the batch's author labelled it), and a street named without a number or a cue ("Moor Lane").
-RECALL_FLOORS = {("batch4", "dob"): 71 / 73, ("batch4", "address"): 36 / 37}
+BATCHES = {"batch1": (200, 20), "batch2": (80, 20), "batch3": (80, 15), "batch4": (160, 30), "batch5": (110, 25),
+           "batch6": (110, 25)}
+# Below 0.99 after the fixes, held at what was measured (a change that loses recall fails; one that gains does
+# not need this table to move). What is left is mostly fragments the messier batches label one by one (a
+# correction "4-4", an area code said alone, "the 8th", a birth year alone, which HIPAA's Safe Harbor lets stay),
+# values spelled letter by letter inside an e-mail, an agent reading back a wrong date without a cue, and a
+# street named without a number or a cue.
+RECALL_FLOORS = {("batch4", "dob"): 71 / 73, ("batch4", "address"): 36 / 37,
+                 ("batch5", "phone"): 61 / 69, ("batch5", "email"): 49 / 52, ("batch5", "ssn"): 26 / 33,
+                 ("batch5", "mrn"): 52 / 62, ("batch5", "dob"): 107 / 119, ("batch5", "address"): 70 / 77,
+                 ("batch5", "name"): 298 / 305,
+                 ("batch6", "phone"): 33 / 38, ("batch6", "email"): 32 / 33, ("batch6", "ssn"): 20 / 26,
+                 ("batch6", "mrn"): 28 / 31, ("batch6", "dob"): 127 / 144, ("batch6", "address"): 44 / 46}
 
 
 def bundled_rules() -> RedactionRules:
@@ -52,3 +60,9 @@ def test_every_kept_value_of_the_blind_set_is_kept(batch):
     _, _, score = batch
     assert score.lost == []
     assert sum(score.keep_total.values()) >= 100
+
+
+@pytest.mark.parametrize("kind", PHI_TYPES)
+def test_what_is_redacted_on_the_blind_set_is_patient_data_at_least_95_percent_of_the_time(batch, kind):
+    _, _, score = batch
+    assert score.precision(kind) >= 0.95, [m for m in score.false_positives if m[1] == kind]
