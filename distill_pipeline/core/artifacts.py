@@ -5,9 +5,11 @@ A renamed field is one edit here, and the type checker finds every reader.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+from distill_pipeline.core.mix import Source
 
 
 @dataclass(frozen=True)
@@ -65,3 +67,161 @@ class StudentInfo:
             raise KeyError(f"student.json lacks {', '.join(missing)}; it was written by another version of "
                            "student_model")
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+# The trainer's output folder (student_model/<job id>/): the adapter, its manifest, the merged checkpoint's record.
+TRAINING_MANIFEST = "manifest.json"
+MERGED_RECORD = "merged.json"
+
+
+def _require(data: Mapping[str, Any], names: Iterable[str], file: str, writer: str) -> None:
+    """A KeyError naming what `file` lacks: it was written by another version of `writer`."""
+    missing = [name for name in names if name not in data]
+    if missing:
+        raise KeyError(f"{file} lacks {', '.join(missing)}; it was written by another version of {writer}")
+
+
+@dataclass(frozen=True)
+class FineTuneJob:
+    """The submitted fine-tuning job as fine_tune_job hands it to student_model and the model card (job.json)."""
+
+    job_id: str
+    status: str
+    trainer: str  # "local" or "openai"
+    key: str  # finetune_format.job_key: same files and settings, same key
+    hyperparameters: Mapping[str, Any]
+    preset: str
+    train_path: str
+    validation_path: str
+    train_sha256: str
+    validation_sha256: str
+    run_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FineTuneJob:
+        names = [f.name for f in fields(cls)]
+        _require(data, names, "job.json", "fine_tune_job")
+        return cls(**{name: data[name] for name in names})
+
+
+@dataclass(frozen=True)
+class MixEntry:
+    """One line of training_mix's examples.jsonl: which example went into which file (the audit trail)."""
+
+    file: str  # "train" or "validation"
+    source: Source
+    id: str
+    intent: str
+    content_hash: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MixEntry:
+        names = [f.name for f in fields(cls)]
+        _require(data, names, "examples.jsonl", "training_mix")
+        return cls(**{name: data[name] for name in names})
+
+
+@dataclass(frozen=True)
+class MixRecord:
+    """How training_mix built its files (mix_config.json): the mix settings, the inputs' versions, the redaction
+    and the corpus size, for its checks and the model card."""
+
+    general_share: float
+    validation_share: float
+    max_examples: int | None
+    per_intent_cap: int | None
+    seed: int
+    trainer: str
+    preset: str
+    pass_case_partitions: Mapping[str, str]  # partition -> sha256 of its pass_cases file
+    run_id: str
+    redaction: Mapping[str, Any] | None = None  # RedactionReport.card(); None: written before redaction
+    corpus: Mapping[str, Any] | None = None  # CorpusSize.to_dict(); None: written before the corpus was recorded
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MixRecord:
+        names = [f.name for f in fields(cls)]
+        _require(data, [name for name in names if name not in ("redaction", "corpus")], "mix_config.json",
+                 "training_mix")
+        return cls(**{name: data[name] for name in names if name in data})
+
+
+# What student_eval_report's report.json holds besides the evaluation's figures (core.evaluation.summarise).
+REPORT_EXTRA_KEYS = ("gate", "gate_config", "student", "run_id", "decoding", "created_at", "records", "plots")
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """The evaluation as student_eval_report hands it to the routing policy and the model card (report.json):
+    the figures, the gate's verdict and settings, the student it judged, every scored call."""
+
+    summary: Mapping[str, Any]  # summarise()'s figures (and the served TTFT): what the gate judges
+    gate: Mapping[str, Any]  # GateResult.to_dict()
+    gate_config: Mapping[str, Any]  # GateConfig's fields, so the policy re-judges with the same settings
+    student: StudentInfo
+    run_id: str
+    decoding: Mapping[str, Any] | None  # the decoding rules the student was evaluated under (None: free)
+    created_at: str
+    records: Sequence[Mapping[str, Any]]  # one per held-out call
+    plots: Mapping[str, str]  # name -> PNG path
+
+    def figure(self, key: str) -> Any:
+        """One of the evaluation's figures (None when the report has none)."""
+        return self.summary.get(key)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.summary, "gate": self.gate, "gate_config": self.gate_config,
+                "student": self.student.to_dict(), "run_id": self.run_id, "decoding": self.decoding,
+                "created_at": self.created_at, "records": self.records, "plots": self.plots}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EvalReport:
+        _require(data, REPORT_EXTRA_KEYS, "report.json", "student_eval_report")
+        return cls(summary={k: v for k, v in data.items() if k not in REPORT_EXTRA_KEYS}, gate=data["gate"],
+                   gate_config=data["gate_config"], student=StudentInfo.from_dict(data["student"]),
+                   run_id=data["run_id"], decoding=data["decoding"], created_at=data["created_at"],
+                   records=data["records"], plots=data["plots"])
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What trained a student, down to trace ids and file hashes (model_card/<job id>/model_card.json), as
+    core.audit.build_model_card builds it and `distill audit` reads it."""
+
+    student: str
+    job_id: str
+    trainer: str
+    base_model: str | None
+    base_model_sha256: str | None
+    hyperparameters: Mapping[str, Any]
+    training_files: Mapping[str, str]
+    training_examples: Mapping[str, int]
+    pass_case_partitions: Mapping[str, str]
+    graders: Mapping[str, Any]
+    holdout: Mapping[str, Any]
+    evaluation: Mapping[str, Any]
+    gate: Mapping[str, Any] | None
+    redaction: Mapping[str, Any] | None
+    corpus: Mapping[str, Any] | None
+    code_version: str
+    dagster_runs: Mapping[str, str]
+    training: Mapping[str, float]
+    training_traces: Mapping[str, str]  # path and sha256 of training_traces.parquet (every trained trace id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelCard:
+        names = [f.name for f in fields(cls)]
+        _require(data, names, "model_card.json", "model_card")
+        return cls(**{name: data[name] for name in names})

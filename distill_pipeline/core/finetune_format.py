@@ -33,7 +33,11 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal, get_args
+
+# The trainers (DISTILL_TRAINER): LoRA on an open model here, or OpenAI supervised fine-tuning.
+TrainerKind = Literal["local", "openai"]
+TRAINERS: tuple[TrainerKind, ...] = get_args(TrainerKind)
 
 MESSAGE_KEYS = frozenset({"role", "content", "name", "function_call", "weight", "tool_calls", "tool_call_id"})
 ROLES = frozenset({"system", "user", "assistant", "tool", "function"})
@@ -303,6 +307,14 @@ def estimate_training_cost(total_tokens: int, epochs: int, trainer: str, *, mode
         return {"trainer": trainer, "model": model, "epochs": epochs, "trained_tokens": trained,
                 "estimated_usd": 0.0, "tokens_per_second": tokens_per_second, "estimated_wall_time_s": wall}
     raise ValueError(f"trainer {trainer!r} is not 'local' or 'openai'")
+
+
+def mix_cost_estimate(trainer: TrainerKind, billing_tokens: int, epochs: int, openai_model: str) -> dict[str, Any]:
+    """What training on a mix will cost, as training_mix records it: OpenAI prices `openai_model`; the local
+    trainer is free and its wall time assumes LOCAL_TOKENS_PER_SECOND."""
+    if trainer == "openai":
+        return estimate_training_cost(billing_tokens, epochs, trainer, model=openai_model)
+    return estimate_training_cost(billing_tokens, epochs, trainer, tokens_per_second=LOCAL_TOKENS_PER_SECOND)
 
 
 # --- the job ------------------------------------------------------------------------------------------
