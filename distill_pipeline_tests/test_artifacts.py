@@ -1,11 +1,15 @@
 """What one asset hands another: one type, one writer, one reader."""
 
+import dataclasses
 import json
 
 import pytest
 
-from distill_pipeline.backends.storage import StorageLayout
-from distill_pipeline.core.artifacts import StudentInfo
+from distill_pipeline import settings
+from distill_pipeline.backends.handoffs import Handoffs, holdout_line
+from distill_pipeline.core.artifacts import EvalReport, FineTuneJob, MixEntry, MixRecord, ModelCard, StudentInfo
+from distill_pipeline.core.capture import capture, iter_export_lines
+from distill_pipeline.core.mix import MixConfig
 
 LOCAL = StudentInfo(trainer="local", student="/s/student_model/local-1/adapter", job_id="local-1", key="k1",
                     base_model_dir="/s/base_models/tiny-llama-v1", preset="tiny", merged=None)
@@ -15,7 +19,7 @@ OPENAI = StudentInfo(trainer="openai", student="ft:gpt-4o-mini-2024-07-18:org:di
 
 @pytest.mark.parametrize("student", [LOCAL, OPENAI], ids=["local", "openai"])
 def test_the_student_reads_back_as_it_was_written(tmp_path, student):
-    layout = StorageLayout(tmp_path)
+    layout = Handoffs(tmp_path)
     layout.write_student(student)
     assert layout.read_student() == student
 
@@ -28,7 +32,7 @@ def test_student_json_keeps_the_keys_each_trainer_wrote_before_the_type():
 
 
 def test_a_student_json_missing_a_field_names_it(tmp_path):
-    layout = StorageLayout(tmp_path)
+    layout = Handoffs(tmp_path)
     layout.student_path().parent.mkdir(parents=True)
     layout.student_path().write_text(json.dumps({k: v for k, v in LOCAL.to_dict().items() if k != "preset"}))
     with pytest.raises(KeyError, match="student.json lacks preset"):
@@ -37,4 +41,146 @@ def test_a_student_json_missing_a_field_names_it(tmp_path):
 
 def test_reading_a_student_that_was_never_trained_says_to_materialize_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="student_model has not been materialized"):
-        StorageLayout(tmp_path).read_student()
+        Handoffs(tmp_path).read_student()
+
+
+# -- every hand-off: written by its one writer, read back the same by its one reader --------------------------
+
+JOB = FineTuneJob(job_id="local-k1", status="submitted", trainer="local", key="k1",
+                  hyperparameters={"rank": 8, "target_modules": ["q_proj", "v_proj"]}, preset="tiny",
+                  train_path="/s/training_mix/train.jsonl", validation_path="/s/training_mix/validation.jsonl",
+                  train_sha256="a" * 64, validation_sha256="b" * 64, run_id="run-1")
+MIX = MixRecord(general_share=0.15, validation_share=0.1, max_examples=None, per_intent_cap=3, seed=7,
+                trainer="local", preset="tiny", pass_case_partitions={"2026-10-01": "c" * 64}, run_id="run-1",
+                redaction={"enabled": True, "counts": {"name": 2}}, corpus={"domain_examples": 60})
+REPORT = EvalReport(summary={"student_score": 0.9, "teacher_score": 1.0, "recommended_threshold": -0.5},
+                    gate={"passed": True, "reasons": [], "checks": {}}, gate_config={"tolerance": 0.02},
+                    student=LOCAL, run_id="run-2", decoding=None, created_at="2026-12-01T00:00:00+00:00",
+                    records=[{"example_id": "c1", "student_score": 0.9}], plots={"ttft": "/s/ttft.png"})
+
+
+def _card(job_id: str = "local-k1", student: str = "/s/adapter") -> ModelCard:
+    return ModelCard(student=student, job_id=job_id, trainer="local", base_model="/s/base", base_model_sha256="d",
+                     hyperparameters={"rank": 8}, training_files={"train_sha256": "a", "validation_sha256": "b"},
+                     training_examples={"total": 2, "domain": 1, "general": 1},
+                     pass_case_partitions={"2026-10-01": "c"}, graders={}, holdout={"domain_examples": 1},
+                     evaluation={"student_score": 0.9}, gate={"passed": True}, redaction=None, corpus=None,
+                     code_version="abc", dagster_runs={"training_mix": "run-1"}, training={"train_wall_s": 1.0},
+                     training_traces={"path": "/s/t.parquet", "sha256": "e"})
+
+
+def test_the_job_reads_back_as_it_was_written(tmp_path):
+    layout = Handoffs(tmp_path)
+    layout.write_job(JOB)
+    assert layout.read_job() == JOB
+    assert json.loads(layout.job_path().read_text()) == JOB.to_dict()
+
+
+def test_job_json_keeps_the_keys_fine_tune_job_wrote_before_the_type():
+    assert set(JOB.to_dict()) == {"job_id", "status", "trainer", "key", "hyperparameters", "preset", "train_path",
+                                  "validation_path", "train_sha256", "validation_sha256", "run_id"}
+
+
+def test_a_job_json_missing_a_field_names_it(tmp_path):
+    layout = Handoffs(tmp_path)
+    layout.job_path().parent.mkdir(parents=True)
+    layout.job_path().write_text(json.dumps({k: v for k, v in JOB.to_dict().items() if k != "key"}))
+    with pytest.raises(KeyError, match="job.json lacks key"):
+        layout.read_job()
+
+
+def test_reading_a_job_that_was_never_submitted_says_to_materialize_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="fine_tune_job has not been materialized"):
+        Handoffs(tmp_path).read_job()
+
+
+def test_the_mix_record_and_its_examples_read_back_as_written(tmp_path):
+    layout = Handoffs(tmp_path)
+    entries = [MixEntry(file="train", source="domain", id="c1", intent="refill", content_hash="h1"),
+               MixEntry(file="validation", source="general", id="g1", intent="general", content_hash="h2")]
+    layout.write_mix_record(MIX)
+    layout.write_mix_examples(entries)
+    assert layout.read_mix_record() == MIX
+    assert layout.read_mix_examples() == entries
+    # the bytes training_mix wrote before the types: one sorted-key JSON object a line
+    assert layout.mix_dir().joinpath("examples.jsonl").read_bytes().splitlines()[0] == (
+        b'{"content_hash": "h1", "file": "train", "id": "c1", "intent": "refill", "source": "domain"}')
+
+
+def test_mix_config_json_keeps_the_mix_settings_and_what_training_mix_added():
+    assert set(MIX.to_dict()) == {f.name for f in dataclasses.fields(MixConfig)} | {
+        "trainer", "preset", "pass_case_partitions", "redaction", "run_id", "corpus"}
+
+
+def test_a_mix_record_written_before_the_corpus_was_recorded_reads_as_none(tmp_path):
+    layout = Handoffs(tmp_path)
+    layout.write_mix_record(MIX)
+    path = layout.mix_dir() / "mix_config.json"
+    path.write_text(json.dumps({k: v for k, v in MIX.to_dict().items() if k not in ("corpus", "redaction")}))
+    assert layout.read_mix_record().corpus is None
+
+
+def test_the_holdout_and_the_general_examples_read_back_as_written(tmp_path):
+    from distill_pipeline.core.general import load_general_examples
+
+    layout = Handoffs(tmp_path)
+    general = load_general_examples(settings.DEFAULT_GENERAL_EXAMPLES.read_bytes().splitlines()).examples[:5]
+    rows = capture(iter_export_lines("2026-10-01.jsonl", (settings.DEFAULT_TRACES_DIR / "2026-10-01.jsonl")
+                                     .read_bytes())).rows[:5]
+    layout.write_general_examples(general)
+    layout.write_holdout_general(general[:2])
+    layout.write_holdout_domain(holdout_line(r) for r in rows)
+    assert layout.read_general_examples() == general
+    assert layout.read_holdout_general() == general[:2]
+    assert [(r.completion_id, r.content_hash, r.intent) for r in layout.read_holdout_domain()] == [
+        (r.completion_id, r.content_hash, r.intent) for r in rows]
+    assert layout.holdout_summary()["domain_examples"] == 5
+
+
+def test_the_report_reads_back_as_written_and_keeps_its_figures_at_the_top(tmp_path):
+    layout = Handoffs(tmp_path)
+    layout.write_report(REPORT, "# report\n")
+    assert layout.read_report() == REPORT
+    written = json.loads(layout.report_path().read_text())
+    assert written["student_score"] == 0.9 and written["student"] == LOCAL.to_dict()  # the gate reads the top level
+    assert (layout.report_dir() / "report.md").read_text() == "# report\n"
+
+
+def test_a_report_missing_the_gate_config_names_it(tmp_path):
+    layout = Handoffs(tmp_path)
+    layout.write_report(REPORT, "")
+    layout.report_path().write_text(json.dumps({k: v for k, v in REPORT.to_dict().items() if k != "gate_config"}))
+    with pytest.raises(KeyError, match="report.json lacks gate_config"):
+        layout.read_report()
+
+
+def test_the_policy_reads_back_as_written(tmp_path):
+    from distill_pipeline.routing import RoutingPolicy
+
+    layout = Handoffs(tmp_path)
+    policy = RoutingPolicy(student="/s/adapter", teacher_model="gpt-4o", threshold=-0.5, promoted=True,
+                           created_at="2026-12-01T00:00:00+00:00", extra={"preset": "tiny"})
+    history = layout.write_policy(policy)
+    assert layout.read_policy() == policy
+    assert layout.policy_path() == tmp_path / "routing_policy" / "current.json"  # CONTRACTS.md
+    assert history.read_text() == layout.policy_path().read_text()
+
+
+def test_model_cards_read_back_as_written_with_their_training_traces(tmp_path):
+    layout = Handoffs(tmp_path)
+    cards = [_card("local-k1", "/s/a1"), _card("local-k2", "/s/a2")]
+    for card in cards:
+        layout.write_model_card(card, "# card\n")
+    row = {"file": "train", "source": "domain", "id": "c1", "intent": "refill", "content_hash": "h1",
+           "partition": "2026-10-01"}
+    layout.write_training_traces("local-k1", [row])
+    assert [card for card, _ in layout.read_model_cards()] == cards
+    assert layout.read_training_traces("local-k1") == [row]
+
+
+def test_the_model_card_type_holds_every_key_build_model_card_writes():
+    from distill_pipeline.core.audit import build_model_card
+
+    built = build_model_card(student={}, job={}, manifest={}, training_examples=[], pass_case_partitions={},
+                             graders={}, holdout={}, report={}, code_version="", run_ids={})
+    assert set(built) | {"training_traces"} == {f.name for f in dataclasses.fields(ModelCard)}
