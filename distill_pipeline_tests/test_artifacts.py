@@ -1,10 +1,14 @@
 """What one asset hands another: one type, one writer, one reader."""
 
+import ast
 import dataclasses
 import json
+import re
+from pathlib import Path
 
 import pytest
 
+import distill_pipeline.defs
 from distill_pipeline import settings
 from distill_pipeline.backends.handoffs import Handoffs, holdout_line
 from distill_pipeline.core.artifacts import EvalReport, FineTuneJob, MixEntry, MixRecord, ModelCard, StudentInfo
@@ -184,3 +188,45 @@ def test_the_model_card_type_holds_every_key_build_model_card_writes():
     built = build_model_card(student={}, job={}, manifest={}, training_examples=[], pass_case_partitions={},
                              graders={}, holdout={}, report={}, code_version="", run_ids={})
     assert set(built) | {"training_traces"} == {f.name for f in dataclasses.fields(ModelCard)}
+
+
+# -- the asset modules reach each other's files through the hand-offs, never through each other ----------------
+
+SHARED_DEFS = {"resources", "partitions", "util"}  # what every asset module may import
+
+
+def _defs_imports(path: Path) -> set[str]:
+    """The distill_pipeline.defs modules that a module imports."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == "distill_pipeline.defs":
+                found |= {alias.name for alias in node.names}
+            elif node.module.startswith("distill_pipeline.defs."):
+                found.add(node.module.split(".")[2])
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[2] for a in node.names if a.name.startswith("distill_pipeline.defs.")}
+    return found
+
+
+def test_no_asset_module_imports_another_asset_modules_helpers():
+    defs_dir = Path(distill_pipeline.defs.__file__).parent
+    crossing = {f"{path.stem} imports defs.{name}" for path in sorted(defs_dir.glob("*.py"))
+                for name in _defs_imports(path) - SHARED_DEFS - {path.stem}}
+    assert not crossing, (f"{sorted(crossing)}: read another asset's files through backends/handoffs.py (one writer, "
+                          "one reader each), not through its module")
+
+
+def test_the_import_check_sees_a_crossing_import(tmp_path):
+    module = tmp_path / "audit.py"
+    module.write_text("from distill_pipeline.defs.evaluate import read_report\n"
+                      "from distill_pipeline.defs import train, util\nimport distill_pipeline.defs.curate\n")
+    assert _defs_imports(module) - SHARED_DEFS == {"evaluate", "train", "curate"}
+
+
+def test_no_asset_module_spells_a_storage_path():
+    defs_dir = Path(distill_pipeline.defs.__file__).parent
+    spelled = {f"{path.name}:{number}" for path in sorted(defs_dir.glob("*.py"))
+               for number, line in enumerate(path.read_text().splitlines(), 1)
+               if re.search(r"asset_dir\(|partition_dir\(|\"\w+\.(json|jsonl|parquet|md)\"", line)}
+    assert not spelled, f"storage paths spelled in asset modules (they belong in backends/handoffs.py): {spelled}"

@@ -274,7 +274,7 @@ def check_lines(lines: Iterable[bytes | str], max_tokens: int = OPENAI_MAX_TOKEN
 # --- cost -----------------------------------------------------------------------------------
 
 
-def example_token_limit(trainer: str, max_seq_len: int) -> int:
+def example_token_limit(trainer: TrainerKind, max_seq_len: int) -> int:
     """The per-example token limit a training file is checked against: the local trainer's max_seq_len, else
     OpenAI's."""
     return max_seq_len if trainer == "local" else OPENAI_MAX_TOKENS_PER_EXAMPLE
