@@ -35,19 +35,6 @@ def test_student_json_keeps_the_keys_each_trainer_wrote_before_the_type():
                                 "manifest": OPENAI.manifest}
 
 
-def test_a_student_json_missing_a_field_names_it(tmp_path):
-    layout = Handoffs(tmp_path)
-    layout.student_path().parent.mkdir(parents=True)
-    layout.student_path().write_text(json.dumps({k: v for k, v in LOCAL.to_dict().items() if k != "preset"}))
-    with pytest.raises(KeyError, match="student.json lacks preset"):
-        layout.read_student()
-
-
-def test_reading_a_student_that_was_never_trained_says_to_materialize_it(tmp_path):
-    with pytest.raises(FileNotFoundError, match="student_model has not been materialized"):
-        Handoffs(tmp_path).read_student()
-
-
 # -- every hand-off: written by its one writer, read back the same by its one reader --------------------------
 
 JOB = FineTuneJob(job_id="local-k1", status="submitted", trainer="local", key="k1",
@@ -61,6 +48,33 @@ REPORT = EvalReport(summary={"student_score": 0.9, "teacher_score": 1.0, "recomm
                     gate={"passed": True, "reasons": [], "checks": {}}, gate_config={"tolerance": 0.02},
                     student=LOCAL, run_id="run-2", decoding=None, created_at="2026-12-01T00:00:00+00:00",
                     records=[{"example_id": "c1", "student_score": 0.9}], plots={"ttft": "/s/ttft.png"})
+
+
+# (how the asset writes it, where, what to drop, how it is read back, the asset to materialize)
+HANDOFFS = {
+    "student.json": (lambda h: h.write_student(LOCAL), Handoffs.student_path, "preset", Handoffs.read_student,
+                     "student_model"),
+    "job.json": (lambda h: h.write_job(JOB), Handoffs.job_path, "key", Handoffs.read_job, "fine_tune_job"),
+    "report.json": (lambda h: h.write_report(REPORT, ""), Handoffs.report_path, "gate_config", Handoffs.read_report,
+                    "student_eval_report"),
+}
+
+
+@pytest.mark.parametrize("name", HANDOFFS)
+def test_a_hand_off_missing_a_field_names_it(tmp_path, name):
+    write, path, drop, read, _ = HANDOFFS[name]
+    layout = Handoffs(tmp_path)
+    write(layout)
+    path(layout).write_text(json.dumps({k: v for k, v in json.loads(path(layout).read_text()).items() if k != drop}))
+    with pytest.raises(KeyError, match=f"{name} lacks {drop}"):
+        read(layout)
+
+
+@pytest.mark.parametrize("name", HANDOFFS)
+def test_reading_a_hand_off_never_written_says_which_asset_to_materialize(tmp_path, name):
+    *_, read, asset = HANDOFFS[name]
+    with pytest.raises(FileNotFoundError, match=f"{asset} has not been materialized"):
+        read(Handoffs(tmp_path))
 
 
 def _card(job_id: str = "local-k1", student: str = "/s/adapter") -> ModelCard:
@@ -83,19 +97,6 @@ def test_the_job_reads_back_as_it_was_written(tmp_path):
 def test_job_json_keeps_the_keys_fine_tune_job_wrote_before_the_type():
     assert set(JOB.to_dict()) == {"job_id", "status", "trainer", "key", "hyperparameters", "preset", "train_path",
                                   "validation_path", "train_sha256", "validation_sha256", "run_id"}
-
-
-def test_a_job_json_missing_a_field_names_it(tmp_path):
-    layout = Handoffs(tmp_path)
-    layout.job_path().parent.mkdir(parents=True)
-    layout.job_path().write_text(json.dumps({k: v for k, v in JOB.to_dict().items() if k != "key"}))
-    with pytest.raises(KeyError, match="job.json lacks key"):
-        layout.read_job()
-
-
-def test_reading_a_job_that_was_never_submitted_says_to_materialize_it(tmp_path):
-    with pytest.raises(FileNotFoundError, match="fine_tune_job has not been materialized"):
-        Handoffs(tmp_path).read_job()
 
 
 def test_the_mix_record_and_its_examples_read_back_as_written(tmp_path):
@@ -148,14 +149,6 @@ def test_the_report_reads_back_as_written_and_keeps_its_figures_at_the_top(tmp_p
     written = json.loads(layout.report_path().read_text())
     assert written["student_score"] == 0.9 and written["student"] == LOCAL.to_dict()  # the gate reads the top level
     assert (layout.report_dir() / "report.md").read_text() == "# report\n"
-
-
-def test_a_report_missing_the_gate_config_names_it(tmp_path):
-    layout = Handoffs(tmp_path)
-    layout.write_report(REPORT, "")
-    layout.report_path().write_text(json.dumps({k: v for k, v in REPORT.to_dict().items() if k != "gate_config"}))
-    with pytest.raises(KeyError, match="report.json lacks gate_config"):
-        layout.read_report()
 
 
 def test_the_policy_reads_back_as_written(tmp_path):

@@ -7,9 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from distill_pipeline.core.mix import Source
+
+
+def _require(data: Mapping[str, Any], names: Iterable[str], file: str, writer: str) -> None:
+    """A KeyError naming what `file` lacks: it was written by another version of `writer`."""
+    missing = [name for name in names if name not in data]
+    if missing:
+        raise KeyError(f"{file} lacks {', '.join(missing)}; it was written by another version of {writer}")
 
 
 @dataclass(frozen=True)
@@ -62,10 +69,7 @@ class StudentInfo:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StudentInfo:
         """The student of a student.json; a KeyError names what is missing (a writer/reader mismatch)."""
-        missing = [name for name in cls.keys_for(data.get("trainer", "")) if name not in data]
-        if missing:
-            raise KeyError(f"student.json lacks {', '.join(missing)}; it was written by another version of "
-                           "student_model")
+        _require(data, cls.keys_for(data.get("trainer", "")), "student.json", "student_model")
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
@@ -74,16 +78,30 @@ TRAINING_MANIFEST = "manifest.json"
 MERGED_RECORD = "merged.json"
 
 
-def _require(data: Mapping[str, Any], names: Iterable[str], file: str, writer: str) -> None:
-    """A KeyError naming what `file` lacks: it was written by another version of `writer`."""
-    missing = [name for name in names if name not in data]
-    if missing:
-        raise KeyError(f"{file} lacks {', '.join(missing)}; it was written by another version of {writer}")
+class JsonRecord:
+    """A frozen dataclass that is one JSON object in a file: written as its fields, read back with a KeyError that
+    names the fields the file lacks (it was written by another version of the asset that writes it)."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+    FILE: ClassVar[str]  # the file, as the error names it
+    WRITER: ClassVar[str]  # the asset that writes it
+    OPTIONAL: ClassVar[tuple[str, ...]] = ()  # fields that files written before them lack (read as the default)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        names = [f.name for f in fields(cls)]
+        _require(data, [name for name in names if name not in cls.OPTIONAL], cls.FILE, cls.WRITER)
+        return cls(**{name: data[name] for name in names if name in data})
 
 
 @dataclass(frozen=True)
-class FineTuneJob:
+class FineTuneJob(JsonRecord):
     """The submitted fine-tuning job as fine_tune_job hands it to student_model and the model card (job.json)."""
+
+    FILE, WRITER = "job.json", "fine_tune_job"
 
     job_id: str
     status: str
@@ -97,19 +115,12 @@ class FineTuneJob:
     validation_sha256: str
     run_id: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FineTuneJob:
-        names = [f.name for f in fields(cls)]
-        _require(data, names, "job.json", "fine_tune_job")
-        return cls(**{name: data[name] for name in names})
-
 
 @dataclass(frozen=True)
-class MixEntry:
+class MixEntry(JsonRecord):
     """One line of training_mix's examples.jsonl: which example went into which file (the audit trail)."""
+
+    FILE, WRITER = "examples.jsonl", "training_mix"
 
     file: str  # "train" or "validation"
     source: Source
@@ -117,20 +128,13 @@ class MixEntry:
     intent: str
     content_hash: str
 
-    def to_dict(self) -> dict[str, str]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MixEntry:
-        names = [f.name for f in fields(cls)]
-        _require(data, names, "examples.jsonl", "training_mix")
-        return cls(**{name: data[name] for name in names})
-
 
 @dataclass(frozen=True)
-class MixRecord:
+class MixRecord(JsonRecord):
     """How training_mix built its files (mix_config.json): the mix settings, the inputs' versions, the redaction
     and the corpus size, for its checks and the model card."""
+
+    FILE, WRITER, OPTIONAL = "mix_config.json", "training_mix", ("redaction", "corpus")
 
     general_share: float
     validation_share: float
@@ -143,16 +147,6 @@ class MixRecord:
     run_id: str
     redaction: Mapping[str, Any] | None = None  # RedactionReport.card(); None: written before redaction
     corpus: Mapping[str, Any] | None = None  # CorpusSize.to_dict(); None: written before the corpus was recorded
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MixRecord:
-        names = [f.name for f in fields(cls)]
-        _require(data, [name for name in names if name not in ("redaction", "corpus")], "mix_config.json",
-                 "training_mix")
-        return cls(**{name: data[name] for name in names if name in data})
 
 
 # What student_eval_report's report.json holds besides the evaluation's figures (core.evaluation.summarise).
@@ -193,9 +187,11 @@ class EvalReport:
 
 
 @dataclass(frozen=True)
-class ModelCard:
+class ModelCard(JsonRecord):
     """What trained a student, down to trace ids and file hashes (model_card/<job id>/model_card.json), as
     core.audit.build_model_card builds it and `distill audit` reads it."""
+
+    FILE, WRITER = "model_card.json", "model_card"
 
     student: str
     job_id: str
@@ -216,12 +212,3 @@ class ModelCard:
     dagster_runs: Mapping[str, str]
     training: Mapping[str, float]
     training_traces: Mapping[str, str]  # path and sha256 of training_traces.parquet (every trained trace id)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ModelCard:
-        names = [f.name for f in fields(cls)]
-        _require(data, names, "model_card.json", "model_card")
-        return cls(**{name: data[name] for name in names})
