@@ -194,24 +194,24 @@ class Handoffs(StorageLayout):
         return (parse_line(line) for line in _jsonl(self._existing(self.mix_path(name), "training_mix")))
 
     def write_mix_examples(self, entries: Iterable[MixEntry]) -> Written:
-        return atomic_write_bytes(self.mix_dir() / "examples.jsonl", b"".join(
+        return atomic_write_bytes(self.mix_dir() / MixEntry.FILE, b"".join(
             json.dumps(e.to_dict(), sort_keys=True).encode() + b"\n" for e in entries))
 
     def read_mix_examples(self) -> list[MixEntry]:
-        path = self._existing(self.mix_dir() / "examples.jsonl", "training_mix")
+        path = self._existing(self.mix_dir() / MixEntry.FILE, "training_mix")
         return [MixEntry.from_dict(json.loads(line)) for line in _jsonl(path)]
 
     def write_mix_record(self, record: MixRecord) -> Written:
-        return atomic_write_json(self.mix_dir() / "mix_config.json", record.to_dict())
+        return atomic_write_json(self.mix_dir() / MixRecord.FILE, record.to_dict())
 
     def read_mix_record(self) -> MixRecord:
-        path = self._existing(self.mix_dir() / "mix_config.json", "training_mix")
+        path = self._existing(self.mix_dir() / MixRecord.FILE, "training_mix")
         return MixRecord.from_dict(json.loads(path.read_text()))
 
     # -- fine_tune_job: job.json -----------------------------------------------------------------------------------
 
     def job_path(self) -> Path:
-        return self.asset_dir("fine_tune_job") / "job.json"
+        return self.asset_dir("fine_tune_job") / FineTuneJob.FILE
 
     def write_job(self, job: FineTuneJob) -> Written:
         return atomic_write_json(self.job_path(), job.to_dict())
@@ -251,7 +251,7 @@ class Handoffs(StorageLayout):
         return None
 
     def student_path(self) -> Path:
-        return self.asset_dir("student_model") / "student.json"
+        return self.asset_dir("student_model") / StudentInfo.FILE
 
     def write_student(self, student: StudentInfo) -> Written:
         return atomic_write_json(self.student_path(), student.to_dict())
@@ -267,7 +267,7 @@ class Handoffs(StorageLayout):
         return self.asset_dir("student_eval_report")
 
     def report_path(self) -> Path:
-        return self.report_dir() / "report.json"
+        return self.report_dir() / EvalReport.FILE
 
     def write_report(self, report: EvalReport, markdown: str) -> Written:
         """report.json (returned) and its rendering, report.md."""
@@ -314,7 +314,7 @@ class Handoffs(StorageLayout):
 
     def write_model_card(self, card: ModelCard, markdown: str) -> Written:
         """model_card.json (returned) and its rendering, model_card.md."""
-        written = atomic_write_json(self.model_card_dir(card.job_id) / "model_card.json", card.to_dict())
+        written = atomic_write_json(self.model_card_dir(card.job_id) / ModelCard.FILE, card.to_dict())
         atomic_write_bytes(self.model_card_dir(card.job_id) / "model_card.md", markdown.encode())
         return written
 
@@ -324,4 +324,4 @@ class Handoffs(StorageLayout):
         if not base.exists():
             return []
         return [(ModelCard.from_dict(json.loads(p.read_text())), p.parent)
-                for p in sorted(base.glob("*/model_card.json"))]
+                for p in sorted(base.glob(f"*/{ModelCard.FILE}"))]

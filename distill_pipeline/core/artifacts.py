@@ -47,6 +47,8 @@ class StudentInfo:
     """The finished student as student_model hands it on (student.json): to the evaluation, the model card and
     the serving helpers."""
 
+    FILE: ClassVar[str] = "student.json"
+
     trainer: str  # "local" (a LoRA adapter) or "openai" (a fine-tuned model)
     student: str  # the adapter directory, or the ft: model id
     job_id: str
@@ -69,7 +71,7 @@ class StudentInfo:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StudentInfo:
         """The student of a student.json; a KeyError names what is missing (a writer/reader mismatch)."""
-        _require(data, cls.keys_for(data.get("trainer", "")), "student.json", "student_model")
+        _require(data, cls.keys_for(data.get("trainer", "")), cls.FILE, "student_model")
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
@@ -158,6 +160,8 @@ class EvalReport:
     """The evaluation as student_eval_report hands it to the routing policy and the model card (report.json):
     the figures, the gate's verdict and settings, the student it judged, every scored call."""
 
+    FILE: ClassVar[str] = "report.json"
+
     summary: Mapping[str, Any]  # summarise()'s figures (and the served TTFT): what the gate judges
     gate: Mapping[str, Any]  # GateResult.to_dict()
     gate_config: Mapping[str, Any]  # GateConfig's fields, so the policy re-judges with the same settings
@@ -179,7 +183,7 @@ class EvalReport:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EvalReport:
-        _require(data, REPORT_EXTRA_KEYS, "report.json", "student_eval_report")
+        _require(data, REPORT_EXTRA_KEYS, cls.FILE, "student_eval_report")
         return cls(summary={k: v for k, v in data.items() if k not in REPORT_EXTRA_KEYS}, gate=data["gate"],
                    gate_config=data["gate_config"], student=StudentInfo.from_dict(data["student"]),
                    run_id=data["run_id"], decoding=data["decoding"], created_at=data["created_at"],
