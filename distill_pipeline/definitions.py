@@ -3,7 +3,7 @@
 import dagster as dg
 
 from distill_pipeline.defs import audit, automation, capture, curate, evaluate, mix, train
-from distill_pipeline.defs.resources import OpenAIResource, PipelineSettings
+from distill_pipeline.defs.resources import AutomationSettings, OpenAIResource, PipelineSettings
 
 ASSETS = [capture.teacher_traces, curate.trace_evals, curate.pass_cases,
           mix.general_examples, mix.eval_holdout, mix.training_mix,
@@ -20,8 +20,11 @@ defs = dg.Definitions(
     jobs=[automation.capture_job, automation.retrain_job],
     schedules=[automation.capture_daily, automation.retrain_weekly],
     sensors=[automation.new_traces_sensor, automation.capture_gap_sensor, automation.run_failure_alert],
+    # Every backend is chosen here, once, from the environment (CONTRACTS.md): the trace source and the trainer
+    # are typed fields of `pipeline`; assets and sensors receive these and never read the environment.
     resources={
         "pipeline": PipelineSettings.from_env(),
         "openai": OpenAIResource.from_env(),
+        "automation": AutomationSettings.from_env(),
     },
 )

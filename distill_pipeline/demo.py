@@ -70,11 +70,12 @@ def prepare() -> int:
     print(f"redaction name list ready: {len(name_gazetteer()):,} names")
     if settings.trainer() != "local":
         return 0
+    from distill_pipeline.backends.handoffs import Handoffs
     from distill_pipeline.backends.local_trainer import resolve_base_model
     from distill_pipeline.core.presets import preset
 
     base = preset(settings.preset_name()).base_model
-    path = resolve_base_model(base, Path(settings.storage_root()) / "base_models", print)
+    path = resolve_base_model(base, Handoffs(settings.storage_root()).base_models_dir(), print)
     print(f"student base model ready: {path}")
     return 0
 
@@ -167,12 +168,10 @@ def _report(instance: dg.DagsterInstance, days: list[str], elapsed: float, *, pr
 def _route_one(policy_path: Path) -> None:
     """One held-out call through the Router, as a caller would use it (the teacher replays its recorded answer)."""
     from distill_pipeline.backends.chat_models import ReplayTeacher
-    from distill_pipeline.core.traces import parse_line
+    from distill_pipeline.backends.handoffs import Handoffs
     from distill_pipeline.routing import Router
 
-    holdout = Path(settings.storage_root()) / "eval_holdout" / "domain.jsonl"
-    with open(holdout, encoding="utf-8") as handle:
-        trace = parse_line(handle.readline())
+    trace = next(Handoffs(settings.storage_root()).iter_holdout_domain())
     router = Router.from_policy(policy_path, teacher=ReplayTeacher([trace], default_ttft_ms=None))
     answer = router.route(trace.request_messages, intent=trace.intent)
     print(f"\nRouter.from_policy on held-out call {trace.completion_id}: answered by the {answer.model_used} "

@@ -5,11 +5,7 @@ import pytest
 
 from distill_pipeline.core.automation import SensorState, advance, missing_days, retrain_decision
 from distill_pipeline.defs.automation import new_traces_sensor
-
-
-@pytest.fixture
-def sensor_env(monkeypatch):
-    monkeypatch.setenv("DISTILL_RETRAIN_MIN_NEW_PASS_CASES", "1000")
+from distill_pipeline.defs.resources import AutomationSettings
 
 
 def report_pass_cases(instance, day: str, rows: int) -> None:
@@ -21,19 +17,38 @@ def report_mix(instance) -> None:
     instance.report_runless_asset_event(dg.AssetMaterialization("training_mix"))
 
 
-def tick(instance, cursor=None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor)
+def tick(instance, cursor=None, automation=None):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor,
+                                      resources={"automation": automation or AutomationSettings()})
     return new_traces_sensor(context), context.cursor
 
 
-def test_below_the_threshold_the_sensor_skips_and_says_why(instance, sensor_env):
+def test_the_threshold_is_the_automation_resources(instance):
+    report_pass_cases(instance, "2026-10-01", 600)
+    assert isinstance(tick(instance)[0], dg.SkipReason)  # the default: 1,000
+    assert isinstance(tick(instance, automation=AutomationSettings(retrain_min_new_pass_cases=500))[0],
+                      dg.RunRequest)
+
+
+def test_the_automation_settings_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DISTILL_RETRAIN_MIN_NEW_PASS_CASES", "250")
+    monkeypatch.setenv("DISTILL_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/hook")
+    automation = AutomationSettings.from_env()
+    assert automation.retrain_min_new_pass_cases == 250
+    assert automation.alert_webhook_url == dg.EnvVar("DISTILL_ALERT_WEBHOOK_URL")  # read at run time, not shown
+    monkeypatch.setenv("DISTILL_RETRAIN_MIN_NEW_PASS_CASES", "many")
+    with pytest.raises(ValueError, match="DISTILL_RETRAIN_MIN_NEW_PASS_CASES must be a whole number"):
+        AutomationSettings.from_env()
+
+
+def test_below_the_threshold_the_sensor_skips_and_says_why(instance):
     report_pass_cases(instance, "2026-10-01", 600)
     result, _ = tick(instance)
     assert isinstance(result, dg.SkipReason)
     assert "600 new pass cases" in result.skip_message and "waiting for 1000" in result.skip_message
 
 
-def test_above_the_threshold_the_sensor_requests_one_run_with_a_stable_run_key(instance, sensor_env):
+def test_above_the_threshold_the_sensor_requests_one_run_with_a_stable_run_key(instance):
     report_pass_cases(instance, "2026-10-01", 600)
     _, cursor = tick(instance)
     report_pass_cases(instance, "2026-10-02", 500)
@@ -44,7 +59,7 @@ def test_above_the_threshold_the_sensor_requests_one_run_with_a_stable_run_key(i
     assert isinstance(again, dg.RunRequest) and again.run_key == request.run_key
 
 
-def test_only_pass_cases_after_the_last_training_mix_count(instance, sensor_env):
+def test_only_pass_cases_after_the_last_training_mix_count(instance):
     report_pass_cases(instance, "2026-10-01", 900)
     report_mix(instance)
     report_pass_cases(instance, "2026-10-02", 300)
@@ -52,14 +67,14 @@ def test_only_pass_cases_after_the_last_training_mix_count(instance, sensor_env)
     assert isinstance(result, dg.SkipReason) and "300 new pass cases" in result.skip_message
 
 
-def test_the_sensor_does_not_start_a_second_run_while_one_is_in_progress(instance, sensor_env):
+def test_the_sensor_does_not_start_a_second_run_while_one_is_in_progress(instance):
     report_pass_cases(instance, "2026-10-01", 2000)
     instance.add_run(dg.DagsterRun(job_name="retrain_job", run_id="r1", status=dg.DagsterRunStatus.STARTED))
     result, _ = tick(instance)
     assert isinstance(result, dg.SkipReason) and "still in progress" in result.skip_message
 
 
-def test_the_cursor_means_each_event_is_counted_once(instance, sensor_env):
+def test_the_cursor_means_each_event_is_counted_once(instance):
     report_pass_cases(instance, "2026-10-01", 400)
     _, cursor = tick(instance)
     result, cursor = tick(instance, cursor)
@@ -89,7 +104,7 @@ def test_missing_days_lists_the_uncaptured_days_of_the_last_thirty():
 
 
 @pytest.mark.parametrize(("rows", "starts"), [(999, False), (1000, True), (1001, True)])
-def test_the_sensor_starts_a_run_at_exactly_the_threshold_and_not_one_pass_case_before(instance, sensor_env, rows,
+def test_the_sensor_starts_a_run_at_exactly_the_threshold_and_not_one_pass_case_before(instance, rows,
                                                                                        starts):
     report_pass_cases(instance, "2026-10-01", rows - 1)
     report_pass_cases(instance, "2026-10-02", 1)
@@ -100,7 +115,7 @@ def test_the_sensor_starts_a_run_at_exactly_the_threshold_and_not_one_pass_case_
     assert SensorState.loads(cursor).new_pass_cases == rows
 
 
-def test_after_the_retrain_run_the_cursor_starts_counting_from_its_training_mix(instance, sensor_env):
+def test_after_the_retrain_run_the_cursor_starts_counting_from_its_training_mix(instance):
     report_pass_cases(instance, "2026-10-01", 1000)
     request, cursor = tick(instance)
     assert isinstance(request, dg.RunRequest)

@@ -6,11 +6,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from distill_pipeline.backends.chat_models import OpenAIChatModel, ReplayTeacher
+from distill_pipeline.backends.handoffs import holdout_line
 from distill_pipeline.backends.openai_source import OpenAIStoredCompletionsSource, day_bounds
 from distill_pipeline.backends.storage import TRACE_SCHEMA, StorageLayout
 from distill_pipeline.core.capture import capture, iter_export_lines
 from distill_pipeline.core.traces import TraceParseError, parse_line
-from distill_pipeline.defs.mix import _trace_line
 from distill_pipeline_tests.fake_openai import FakeOpenAI
 
 DAY = "2026-11-02"
@@ -101,9 +101,9 @@ def test_a_trace_table_written_before_the_column_existed_reads_and_rewrites_as_z
 
 def test_the_holdout_line_keeps_the_cached_tokens_the_replayed_teacher_is_costed_with():
     row = parse_line(json.dumps(stored(1, cached=1024)).encode())
-    assert parse_line(_trace_line(row)).cached_tokens == 1024
+    assert parse_line(holdout_line(row)).cached_tokens == 1024
     uncached = parse_line(json.dumps(stored(2)).encode())
-    assert "prompt_tokens_details" not in json.loads(_trace_line(uncached))["usage"]  # same bytes as before
+    assert "prompt_tokens_details" not in json.loads(holdout_line(uncached))["usage"]  # same bytes as before
 
 
 def test_the_replay_teacher_reports_the_traces_cached_tokens():

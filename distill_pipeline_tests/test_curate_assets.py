@@ -6,7 +6,6 @@ import pyarrow.parquet as pq
 
 from distill_pipeline.defs.capture import teacher_traces
 from distill_pipeline.defs.curate import (
-    eval_path,
     pass_cases,
     teacher_pass_rate,
     trace_evals,
@@ -35,7 +34,7 @@ def test_the_checks_pass_on_a_full_grading_and_report_the_pass_rate(pipeline, re
 
 def test_the_coverage_check_names_a_trace_that_lost_a_verdict(pipeline, resources):
     assert dg.materialize([teacher_traces, trace_evals], partition_key=DAY, resources=resources).success
-    path = eval_path(pipeline, DAY)
+    path = pipeline.layout.trace_evals_path(DAY)
     table = pq.read_table(path)
     victim = table.column("completion_id")[0].as_py()
     grader = table.column("grader")[0].as_py()

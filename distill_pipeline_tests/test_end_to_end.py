@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from distill_pipeline import settings
+from distill_pipeline.backends.handoffs import Handoffs
 from distill_pipeline.backends.storage import StorageLayout
 from distill_pipeline.cli import audit
 from distill_pipeline.core.mix import domain_example, messages_key
@@ -20,7 +21,6 @@ from distill_pipeline.core.redaction import redact_example
 from distill_pipeline.core.taskspec import load_task_spec
 from distill_pipeline.definitions import ASSET_CHECKS, ASSETS
 from distill_pipeline.defs.automation import CAPTURE_ASSETS, RETRAIN_ASSETS
-from distill_pipeline.defs.mix import read_general
 from distill_pipeline.routing import policy_history
 
 pytest.importorskip("peft")
@@ -196,7 +196,7 @@ def test_every_example_in_the_training_files_has_its_trace_id_listed(pipeline_ru
         for row in layout.read_traces("pass_cases", day):
             written = redact_example(domain_example(row), rules).messages
             origin.setdefault(messages_key(written), set()).add(("domain", row.completion_id))
-    for example in read_general(root / "general_examples" / "general_examples.jsonl"):
+    for example in Handoffs(root).read_general_examples():
         written = redact_example({"messages": example.messages}, rules)["messages"]
         origin.setdefault(messages_key(written), set()).add(("general", example.id))
     listed = listed_traces(root)

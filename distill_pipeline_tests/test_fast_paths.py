@@ -24,7 +24,7 @@ from distill_pipeline.core.graders import JsonSchemaGrader
 from distill_pipeline.core.taskspec import GraderSpec, PassRule, default_task_spec_path, load_task_spec
 from distill_pipeline.core.traces import _dumps, _dumps_messages, loads_json, parse_record, trace_from_record
 from distill_pipeline.defs.capture import teacher_traces
-from distill_pipeline.defs.curate import eval_path, pass_cases, trace_evals
+from distill_pipeline.defs.curate import pass_cases, trace_evals
 from distill_pipeline_tests.test_properties import TRACE_BASES, mutated_record
 
 SPEC = load_task_spec(default_task_spec_path())
@@ -170,7 +170,7 @@ def test_pass_cases_writes_the_bytes_the_row_by_row_selection_wrote(pipeline, re
     assert result.success
     layout = pipeline.layout
     rows = layout.read_traces("teacher_traces", day)
-    evals = [EvalRow(**r) for r in pq.read_table(eval_path(pipeline, day)).to_pylist()]
+    evals = [EvalRow(**r) for r in pq.read_table(pipeline.layout.trace_evals_path(day)).to_pylist()]
     expected = select_passing(rows, evals, SPEC.pass_rule)
     assert 0 < len(expected) < len(rows)
     # The old path: the selected TraceRows through traces_table, written by write_traces.

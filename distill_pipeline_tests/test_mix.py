@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import dagster as dg
 import pytest
 
+from distill_pipeline.backends.handoffs import holdout_line
 from distill_pipeline.backends.storage import SortedSpill, StorageLayout
 from distill_pipeline.core.finetune_format import check_lines
 from distill_pipeline.core.general import GeneralExample, parse_general_example
@@ -25,7 +26,7 @@ from distill_pipeline.core.mix import (
 )
 from distill_pipeline.core.redaction import RedactionReport, redact_example
 from distill_pipeline.core.traces import TraceRow, parse_record
-from distill_pipeline.defs.mix import HoldoutConfig, MixSettings, _trace_line, mix_config, read_general
+from distill_pipeline.defs.mix import HoldoutConfig, MixSettings, mix_config
 
 INTENTS = ["book_follow_up", "medication_refill", "test_results", "billing_question"]
 
@@ -355,13 +356,13 @@ def _in_memory_mix(pipeline, holdout: HoldoutConfig, settings: MixSettings) -> d
     layout = pipeline.layout
     rows = [r for day in DAYS for r in layout.read_traces("pass_cases", day)]
     held, _ = split_holdout(rows, share=holdout.share, minimum=holdout.minimum)
-    general_all = read_general(layout.asset_dir("general_examples") / "general_examples.jsonl")
+    general_all = pipeline.layout.read_general_examples()
     general_held, _ = split_holdout(general_all, share=holdout.general_share, minimum=holdout.general_minimum)
     held_hashes = {r.content_hash for r in held} | {g.content_hash for g in general_held}
     mix = build_mix([r for r in rows if r.content_hash not in held_hashes],
                     [g for g in general_all if g.content_hash not in held_hashes], mix_config(settings, pipeline))
     report = RedactionReport(pipeline.load_task().redaction_rules)
-    return {"domain.jsonl": b"".join(_trace_line(r) for r in held),
+    return {"domain.jsonl": b"".join(holdout_line(r) for r in held),
             "train.jsonl": to_jsonl([redact_example(e, report.rules, report) for e in mix.train]),
             "validation.jsonl": to_jsonl([redact_example(e, report.rules, report) for e in mix.validation])}
 

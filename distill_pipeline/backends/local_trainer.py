@@ -38,7 +38,7 @@ from distill_pipeline.backends.base_models import (
 )
 from distill_pipeline.backends.encoding import Encoded, encode_conversation, encode_file, read_chat_file, render_chat
 from distill_pipeline.backends.storage import sha256_file
-from distill_pipeline.core.artifacts import TrainingFigures
+from distill_pipeline.core.artifacts import TRAINING_MANIFEST, TrainingFigures
 from distill_pipeline.core.fields import FieldRules
 from distill_pipeline.core.presets import LoraSettings
 
@@ -399,7 +399,7 @@ def _write_outputs(out_dir: Path, peft_model: Any, manifest: dict[str, Any], cur
         from distill_pipeline.backends.plots import plot_loss_curve  # matplotlib only when a run ends
 
         plot_loss_curve(curve, manifest["validation_losses"], tmp / "loss_curve.png")
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        (tmp / TRAINING_MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         if out_dir.exists():
             old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
             out_dir.rename(old)

@@ -23,7 +23,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from distill_pipeline.core.artifacts import StudentInfo
 from distill_pipeline.core.traces import Rejected, TraceRow, full_gc_paused, trace_from_record, trace_to_record
 
 TRACE_SCHEMA = pa.schema([
@@ -253,21 +252,6 @@ class StorageLayout:
         if not base.exists():
             return []
         return sorted(p.name for p in base.iterdir() if (p / f"{asset}.parquet").exists())
-
-    # -- what one asset hands another -------------------------------------------------------------------------
-
-    def student_path(self) -> Path:
-        return self.asset_dir("student_model") / "student.json"
-
-    def write_student(self, student: StudentInfo) -> Written:
-        return atomic_write_json(self.student_path(), student.to_dict())
-
-    def read_student(self) -> StudentInfo:
-        path = self.student_path()
-        if not path.exists():
-            raise FileNotFoundError(f"student_model has not been materialized under {self.root}: materialize it "
-                                    "first")
-        return StudentInfo.from_dict(json.loads(path.read_text()))
 
 
 def with_cached_tokens(table: pa.Table) -> pa.Table:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from distill_pipeline.core.traces import (
     Rejected,
@@ -30,6 +30,11 @@ class RawRecord:
     file: str  # export file name, or the API listing it came from
     line: int  # 1-based line number (or position in the listing)
     raw: bytes | str | dict[str, Any]  # an export line, or an already-decoded API object
+
+
+# Where traces come from (DISTILL_TRACE_SOURCE): a JSONL export, or OpenAI's Stored Completions API.
+TraceSourceKind = Literal["jsonl", "openai"]
+TRACE_SOURCES: tuple[TraceSourceKind, ...] = get_args(TraceSourceKind)
 
 
 class TraceSource(Protocol):

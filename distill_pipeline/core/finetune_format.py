@@ -33,7 +33,11 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal, get_args
+
+# The trainers (DISTILL_TRAINER): LoRA on an open model here, or OpenAI supervised fine-tuning.
+TrainerKind = Literal["local", "openai"]
+TRAINERS: tuple[TrainerKind, ...] = get_args(TrainerKind)
 
 MESSAGE_KEYS = frozenset({"role", "content", "name", "function_call", "weight", "tool_calls", "tool_call_id"})
 ROLES = frozenset({"system", "user", "assistant", "tool", "function"})
@@ -270,7 +274,7 @@ def check_lines(lines: Iterable[bytes | str], max_tokens: int = OPENAI_MAX_TOKEN
 # --- cost -----------------------------------------------------------------------------------
 
 
-def example_token_limit(trainer: str, max_seq_len: int) -> int:
+def example_token_limit(trainer: TrainerKind, max_seq_len: int) -> int:
     """The per-example token limit a training file is checked against: the local trainer's max_seq_len, else
     OpenAI's."""
     return max_seq_len if trainer == "local" else OPENAI_MAX_TOKENS_PER_EXAMPLE
@@ -303,6 +307,14 @@ def estimate_training_cost(total_tokens: int, epochs: int, trainer: str, *, mode
         return {"trainer": trainer, "model": model, "epochs": epochs, "trained_tokens": trained,
                 "estimated_usd": 0.0, "tokens_per_second": tokens_per_second, "estimated_wall_time_s": wall}
     raise ValueError(f"trainer {trainer!r} is not 'local' or 'openai'")
+
+
+def mix_cost_estimate(trainer: TrainerKind, billing_tokens: int, epochs: int, openai_model: str) -> dict[str, Any]:
+    """What training on a mix will cost, as training_mix records it: OpenAI prices `openai_model`; the local
+    trainer is free and its wall time assumes LOCAL_TOKENS_PER_SECOND."""
+    if trainer == "openai":
+        return estimate_training_cost(billing_tokens, epochs, trainer, model=openai_model)
+    return estimate_training_cost(billing_tokens, epochs, trainer, tokens_per_second=LOCAL_TOKENS_PER_SECOND)
 
 
 # --- the job ------------------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ from distill_pipeline.core.metrics import MAX_ANSWER_CHARS, exact_match, field_f
 from distill_pipeline.core.taskspec import GraderSpec, PassRule, TaskSpec
 from distill_pipeline.core.traces import TraceRow, loads_json
 
+# The model an llm_judge grader asks when its spec names none.
+DEFAULT_JUDGE_MODEL = "gpt-4o-mini"
 JUDGE_NOT_CONFIGURED = ("llm_judge skipped: no judge endpoint configured "
                         "(set OPENAI_BASE_URL/OPENAI_API_KEY and enable it in the task spec)")
 
@@ -554,6 +556,12 @@ def build_graders(spec: TaskSpec, judge: ChatModel | None = None,
         else:
             raise GraderError(f"grader '{grader_spec.name}': unknown type '{kind}'")
     return graders
+
+
+def judge_model(task: TaskSpec) -> str | None:
+    """The model the task's first enabled llm_judge grader asks (None: the task has no judge)."""
+    judges = [g for g in task.enabled_graders if g.type == "llm_judge"]
+    return str(judges[0].params.get("model", DEFAULT_JUDGE_MODEL)) if judges else None
 
 
 def grade_trace(graders: Sequence[Grader], trace: TraceRow) -> list[Verdict]:

@@ -8,13 +8,16 @@ offline demo (LOCAL-STUDENT.md's measured recipe on SmolLM2-135M-Instruct, about
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Literal, get_args
 
 ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 TINY_MODEL = "tiny"
 DTYPES = ("auto", "bfloat16", "float32")
 # The seed of every seeded choice unless configured: the mix's order and split, LoRA training, the OpenAI job.
 DEFAULT_SEED = 7
+# The size presets (DISTILL_PRESET): tests, the offline demo on CPU, a GPU run.
+PresetName = Literal["tiny", "cpu", "gpu"]
+PRESET_NAMES: tuple[PresetName, ...] = get_args(PresetName)
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,9 @@ PRESETS: dict[str, LoraSettings] = {
     ),
 }
 
+
+# How many held-out requests the student answers again one at a time, streaming, to time it as served.
+SINGLE_REQUESTS: dict[str, int] = {"tiny": 3, "cpu": 20, "gpu": 50}
 
 # How many held-out examples each preset evaluates: (domain, base model, general). None: all. The base model
 # scores near 0 on the task, so a few requests establish that; cpu is sized so `make demo` fits its 8 minutes.

@@ -1,12 +1,14 @@
 """Jobs, schedules and sensors: keep capture current, retrain when enough new traces arrive."""
 
-import os
-from datetime import UTC, date, datetime
+import json
+import urllib.request
+from datetime import UTC, datetime
 
 import dagster as dg
 
 from distill_pipeline.core.automation import SensorState, advance, missing_days, retrain_decision
-from distill_pipeline.settings import partitions_start
+from distill_pipeline.defs.partitions import daily
+from distill_pipeline.defs.resources import AutomationSettings
 
 CAPTURE_ASSETS = ["teacher_traces", "trace_evals", "pass_cases"]
 RETRAIN_ASSETS = ["general_examples", "eval_holdout", "training_mix", "fine_tune_job", "student_model",
@@ -31,15 +33,11 @@ retrain_weekly = dg.ScheduleDefinition(job=retrain_job, cron_schedule="0 3 * * 0
                                        description="Weekly retraining backstop (Sunday 03:00 UTC).")
 
 
-def _threshold() -> int:
-    return int(os.environ.get("DISTILL_RETRAIN_MIN_NEW_PASS_CASES", "1000"))
-
-
 @dg.sensor(job=retrain_job, minimum_interval_seconds=300,
            description="Starts retrain_job when at least DISTILL_RETRAIN_MIN_NEW_PASS_CASES (default 1,000) new pass "
            "cases were materialized since the training mix. Reads row counts from materialization metadata, "
            "never the data files, so a tick costs the same however many traces exist.")
-def new_traces_sensor(context: dg.SensorEvaluationContext):
+def new_traces_sensor(context: dg.SensorEvaluationContext, automation: AutomationSettings):
     instance = context.instance
     state = SensorState.loads(context.cursor)
     mix = instance.fetch_materializations(dg.AssetKey("training_mix"), limit=1).records
@@ -60,7 +58,7 @@ def new_traces_sensor(context: dg.SensorEvaluationContext):
             break
     state = advance(state, mix_storage_id, events)
     running = instance.get_runs(dg.RunsFilter(job_name="retrain_job", statuses=IN_PROGRESS), limit=1)
-    go, reason = retrain_decision(state, _threshold(), running[0].run_id if running else None)
+    go, reason = retrain_decision(state, automation.retrain_min_new_pass_cases, running[0].run_id if running else None)
     context.update_cursor(state.dumps())
     if not go:
         return dg.SkipReason(reason)
@@ -72,7 +70,7 @@ def new_traces_sensor(context: dg.SensorEvaluationContext):
            "completions expire after 30 days, so such a day will soon be lost for good.")
 def capture_gap_sensor(context: dg.SensorEvaluationContext):
     materialized = context.instance.get_materialized_partitions(dg.AssetKey("teacher_traces"))
-    gaps = missing_days(set(materialized), datetime.now(UTC).date(), first_day=date.fromisoformat(partitions_start()))
+    gaps = missing_days(set(materialized), datetime.now(UTC).date(), first_day=daily.start.date())
     if gaps:
         context.log.warning(f"capture is behind: no teacher_traces for {', '.join(gaps)}; stored completions "
                             "expire after 30 days, backfill capture_job for these days now")
@@ -82,15 +80,12 @@ def capture_gap_sensor(context: dg.SensorEvaluationContext):
 
 @dg.run_failure_sensor(description="Records every failed run with its reason; posts to DISTILL_ALERT_WEBHOOK_URL "
                        "when it is set.")
-def run_failure_alert(context: dg.RunFailureSensorContext):
+def run_failure_alert(context: dg.RunFailureSensorContext, automation: AutomationSettings):
     message = f"run {context.dagster_run.run_id} of {context.dagster_run.job_name} failed: " \
               f"{context.failure_event.message}"
     context.log.error(message)
-    url = os.environ.get("DISTILL_ALERT_WEBHOOK_URL")
+    url = automation.alert_webhook_url
     if url:
-        import json
-        import urllib.request
-
         request = urllib.request.Request(url, data=json.dumps({"text": message}).encode(),
                                          headers={"Content-Type": "application/json"})
         try:

@@ -5,20 +5,11 @@ from collections import Counter
 
 import dagster as dg
 
-from distill_pipeline.backends.jsonl_source import JsonlExportSource
-from distill_pipeline.backends.storage import atomic_write_table, rejected_table
-from distill_pipeline.core.capture import CaptureResult, TraceSource, capture
+from distill_pipeline.backends.storage import rejected_table
+from distill_pipeline.core.capture import CaptureResult, capture
 from distill_pipeline.defs.partitions import daily
 from distill_pipeline.defs.resources import OpenAIResource, PipelineSettings
 from distill_pipeline.defs.util import markdown_table
-
-
-def trace_source(pipeline: PipelineSettings, openai: OpenAIResource, task, log) -> TraceSource:
-    if pipeline.trace_source == "openai":
-        from distill_pipeline.backends.openai_source import OpenAIStoredCompletionsSource
-
-        return OpenAIStoredCompletionsSource(openai.client(), metadata=dict(task.filter.metadata), log=log.info)
-    return JsonlExportSource(pipeline.traces_dir)
 
 
 def capture_metadata(result: CaptureResult) -> dict:
@@ -50,14 +41,13 @@ def teacher_traces(context: dg.AssetExecutionContext, pipeline: PipelineSettings
                    openai: OpenAIResource) -> dg.MaterializeResult:
     day = context.partition_key
     task = pipeline.load_task()
-    source = trace_source(pipeline, openai, task, context.log)
+    source = pipeline.trace_source_backend(openai, context.log.info)
     result = capture(source.records(day))
     if not result.balanced:  # a bug, not bad data: never publish counts that do not add up
         raise dg.Failure(f"capture counts do not add up for {day}")
     layout = pipeline.layout
     written = layout.write_traces("teacher_traces", day, result.rows)
-    rejected = atomic_write_table(layout.partition_dir("teacher_traces", day) / "quarantine.parquet",
-                                  rejected_table(result.quarantined, result.duplicates))
+    rejected = layout.write_quarantine(day, rejected_table(result.quarantined, result.duplicates))
     context.log.info(f"{day}: {result.input_rows} lines -> {len(result.rows)} rows, {len(result.quarantined)} "
                      f"quarantined, {len(result.duplicates)} duplicates, {len(result.do_not_train)} do-not-train")
     limit = task.quarantine_max_share

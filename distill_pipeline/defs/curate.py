@@ -5,7 +5,6 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from distill_pipeline.backends.storage import JsonFileCache, read_columns, write_columns
 from distill_pipeline.core.curate import (
     eval_columns,
     evaluate,
@@ -13,31 +12,21 @@ from distill_pipeline.core.curate import (
     pass_rates,
     passing_ids_from_columns,
 )
-from distill_pipeline.core.graders import build_graders
+from distill_pipeline.core.graders import build_graders, judge_model
+from distill_pipeline.core.taskspec import TaskSpec
 from distill_pipeline.defs.partitions import daily
 from distill_pipeline.defs.resources import OpenAIResource, PipelineSettings
 from distill_pipeline.defs.util import markdown_table
 
-EVAL_SCHEMA = pa.schema([
-    ("completion_id", pa.string()), ("content_hash", pa.string()), ("intent", pa.string()),
-    ("grader", pa.string()), ("grader_type", pa.string()), ("grader_version", pa.string()),
-    ("required", pa.bool_()), ("passed", pa.bool_()), ("skipped", pa.bool_()), ("score", pa.float64()),
-    ("reason", pa.string()),
-])
 
-
-def eval_path(pipeline: PipelineSettings, day: str):
-    return pipeline.layout.partition_dir("trace_evals", day) / "trace_evals.parquet"
-
-
-def _judge(task, openai: OpenAIResource):
+def _judge(task: TaskSpec, openai: OpenAIResource):
     """A chat model for llm_judge graders when one is enabled and an endpoint is configured."""
-    judge_specs = [g for g in task.enabled_graders if g.type == "llm_judge"]
-    if not judge_specs or not openai.configured:
+    model = judge_model(task)
+    if model is None or not openai.configured:
         return None
     from distill_pipeline.backends.chat_models import OpenAIChatModel
 
-    return OpenAIChatModel(openai.client(), model=judge_specs[0].params.get("model", "gpt-4o-mini"))
+    return OpenAIChatModel(openai.client(), model=model)
 
 
 @dg.asset(
@@ -53,12 +42,12 @@ def trace_evals(context: dg.AssetExecutionContext, pipeline: PipelineSettings,
     day = context.partition_key
     task = pipeline.load_task()
     traces = pipeline.layout.read_traces("teacher_traces", day)
-    cache = JsonFileCache(pipeline.layout.asset_dir("llm_judge_cache") / "cache.json")
+    cache = pipeline.layout.judge_cache()
     graders = build_graders(task, judge=_judge(task, openai), judge_cache=cache)
     rows = evaluate(graders, traces)
     if any(g.type == "llm_judge" for g in graders):
         cache.save()
-    written = write_columns(eval_path(pipeline, day), eval_columns(rows), EVAL_SCHEMA)
+    written = pipeline.layout.write_trace_evals(day, eval_columns(rows))
     rates = pass_rates(rows, task.pass_rule)
     counts, examples = failures(rows)
     skipped = sorted({r.reason for r in rows if r.skipped})
@@ -89,7 +78,7 @@ def trace_evals_cover_every_trace(context: dg.AssetCheckExecutionContext,
                                   pipeline: PipelineSettings) -> dg.AssetCheckResult:
     day = context.partition_key
     ids = pipeline.layout.read_trace_columns("teacher_traces", day, ["completion_id"])["completion_id"]
-    verdicts = read_columns(eval_path(pipeline, day), ["completion_id", "grader"])
+    verdicts = pipeline.layout.read_trace_eval_columns(day, ["completion_id", "grader"])
     names = sorted({g.name for g in pipeline.load_task().enabled_graders})
     graded = set(zip(verdicts["completion_id"], verdicts["grader"], strict=True))
     missing = [cid for cid in ids if any((cid, name) not in graded for name in names)]
@@ -111,7 +100,8 @@ def pass_cases(context: dg.AssetExecutionContext, pipeline: PipelineSettings) ->
     task = pipeline.load_task()
     # The verdicts' few columns decide; the passing rows are then taken from the trace table as they are,
     # in their order, never turned into Python objects.
-    verdicts = read_columns(eval_path(pipeline, day), ["completion_id", "required", "passed", "skipped", "score"])
+    verdicts = pipeline.layout.read_trace_eval_columns(day, ["completion_id", "required", "passed", "skipped",
+                                                             "score"])
     keep = passing_ids_from_columns(verdicts, task.pass_rule)
     traces = pipeline.layout.read_trace_table("teacher_traces", day)
     passed = traces.filter(pc.is_in(traces.column("completion_id"), value_set=pa.array(list(keep), pa.string())))

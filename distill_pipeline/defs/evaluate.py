@@ -1,15 +1,15 @@
 """Evaluate and route: student vs teacher on the holdout, the promotion gate, the routing policy."""
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 
+from distill_pipeline.backends.handoffs import Handoffs
 from distill_pipeline.backends.serving import time_single_requests
-from distill_pipeline.backends.storage import atomic_write_bytes, atomic_write_json
-from distill_pipeline.core.artifacts import StudentInfo
-from distill_pipeline.core.chat import Completion
+from distill_pipeline.backends.trainers import JsonSchema, Log, is_local_adapter, local_student
+from distill_pipeline.core.artifacts import EvalReport, StudentInfo
+from distill_pipeline.core.chat import ChatModel, Completion
 from distill_pipeline.core.evaluation import (
     GateConfig,
     build_record,
@@ -21,14 +21,11 @@ from distill_pipeline.core.evaluation import (
 from distill_pipeline.core.general import check_answer
 from distill_pipeline.core.graders import build_graders
 from distill_pipeline.core.latency import served_summary
-from distill_pipeline.core.presets import EVAL_SIZES, preset
+from distill_pipeline.core.presets import EVAL_SIZES, SINGLE_REQUESTS, LoraSettings, preset
 from distill_pipeline.core.report import readable, render_markdown
-from distill_pipeline.defs.mix import read_chat_lines, read_general
 from distill_pipeline.defs.resources import OpenAIResource, PipelineSettings
-from distill_pipeline.defs.train import png_markdown
+from distill_pipeline.defs.util import png_markdown
 
-# How many held-out requests the student answers again one at a time, streaming, to time it as served.
-SINGLE_REQUESTS = {"tiny": 3, "cpu": 20, "gpu": 50}
 HEADLINE_KEYS = ("base_score", "student_score", "teacher_score", "routed_score", "recommended_threshold",
                  "teacher_share", "student_ttft_p50_ms", "teacher_ttft_p50_ms", "student_cost_per_call",
                  "teacher_cost_per_call", "all_structured_right", "routing_auroc", "champion_score",
@@ -57,49 +54,21 @@ def gate_config(config: EvalConfig) -> GateConfig:
                       champion_tolerance=config.champion_tolerance)
 
 
-class _Models:
-    """The student and the untrained base model, behind the chat-model port."""
+def champion_in_force(layout: Handoffs, info: StudentInfo, settings: LoraSettings, log: Log,
+                      json_schema: JsonSchema) -> tuple[str, ChatModel] | None:
+    """The promoted student in force, when it is another local adapter that still exists; else None."""
+    from distill_pipeline.routing import PolicyError
 
-    def __init__(self, student: StudentInfo, pipeline: PipelineSettings, openai: OpenAIResource, log=None,
-                 json_schema=None):
-        self.info, self.pipeline, self.openai, self.log = student, pipeline, openai, log
-        self.json_schema = json_schema
-
-    def student(self):
-        if self.info.trainer == "openai":
-            from distill_pipeline.backends.chat_models import OpenAIChatModel
-
-            return OpenAIChatModel(self.openai.client(), model=self.info.student)
-        return self._local(Path(self.info.student))
-
-    def base(self):
-        if self.info.trainer == "openai":
-            return None  # the OpenAI base model is not scored offline
-        return self._local(None)
-
-    def champion(self, policy_path: Path):
-        """The promoted student in force, when it is another local adapter that still exists; else None."""
-        from distill_pipeline.routing import PolicyError, read_policy
-
-        if not policy_path.exists():
-            return None
-        try:
-            policy = read_policy(policy_path)
-        except PolicyError:
-            return None
-        if (not policy.promoted or policy.student == self.info.student or policy.student_endpoint
-                or not (Path(policy.student) / "adapter_config.json").is_file()):
-            return None
-        return policy.student, self._local(Path(policy.student))
-
-    def _local(self, adapter: Path | None):
-        from distill_pipeline.backends.local_student import LocalStudent
-
-        if self.info.base_model_dir is None:
-            raise ValueError(f"{self.info.student} is an OpenAI student: no local base model to load")
-        settings = preset(self.info.preset or self.pipeline.preset)
-        return LocalStudent(Path(self.info.base_model_dir), adapter, settings, log=self.log,  # batch progress
-                            json_schema=self.json_schema)
+    if not layout.policy_path().exists():
+        return None
+    try:
+        policy = layout.read_policy()
+    except PolicyError:
+        return None
+    if (not policy.promoted or policy.student == info.student or policy.student_endpoint
+            or not is_local_adapter(policy.student)):
+        return None
+    return policy.student, local_student(info, Path(policy.student), settings, log, json_schema)
 
 
 def answer_all(model, requests: list[list[dict]], log, label: str) -> list[Completion]:
@@ -129,21 +98,23 @@ def student_eval_report(context: dg.AssetExecutionContext, config: EvalConfig, p
     sizes = EVAL_SIZES[pipeline.preset]
     n, n_base, n_general = (config.max_examples or sizes[0], config.base_examples or sizes[1],
                             config.general_examples or sizes[2])
-    holdout = read_chat_lines(layout.asset_dir("eval_holdout") / "domain.jsonl")[:n]
-    general = read_general(layout.asset_dir("eval_holdout") / "general.jsonl")[:n_general]
+    holdout = layout.read_holdout_domain()[:n]
+    general = layout.read_holdout_general()[:n_general]
     decoding = task.decoding_rules if config.constrained_decoding else None
-    models = _Models(layout.read_student(), pipeline, openai, log=context.log.info,
-                     json_schema=decoding.for_messages if decoding is not None else None)
+    json_schema = decoding.for_messages if decoding is not None else None
+    info = layout.read_student()
+    models = pipeline.fine_tuner(openai, context.log.info, kind=info.trainer)  # the trainer that made the student
+    settings = preset(info.preset or pipeline.preset)
     requests = [t.request_messages for t in holdout]
 
-    student = models.student()
+    student = models.student(info, settings, json_schema)
     student_answers = answer_all(student, requests, context.log.info, "student")
     general_student = answer_all(student, [g.request_messages for g in general], context.log.info, "student/general")
     n_single = min(config.single_requests or SINGLE_REQUESTS[pipeline.preset], len(requests))
     single = time_single_requests(student, requests[:n_single], warmup=requests[n_single:n_single + 1] or requests[:1],
                                   log=context.log.info)  # as the router serves it: the latency a caller feels
     del student
-    base = models.base()
+    base = models.base(info, settings, json_schema)
     base_answers = answer_all(base, requests[:n_base], context.log.info, "base") if base else []
     general_base = answer_all(base, [g.request_messages for g in general], context.log.info,
                               "base/general") if base else []
@@ -156,7 +127,7 @@ def student_eval_report(context: dg.AssetExecutionContext, config: EvalConfig, p
                             base=base_answers[i] if i < len(base_answers) else None)
                for i, (t, s, r) in enumerate(zip(holdout, student_answers, teacher_answers, strict=True))]
     champion = None
-    in_force = models.champion(layout.asset_dir("routing_policy") / "current.json")
+    in_force = champion_in_force(layout, info, settings, context.log.info, json_schema)
     if in_force is not None:  # the student serving now, on the same held-out calls: the one to beat
         name, model = in_force
         champion_answers = answer_all(model, requests, context.log.info, "champion")
@@ -173,17 +144,15 @@ def student_eval_report(context: dg.AssetExecutionContext, config: EvalConfig, p
     summary.update(served_summary(summary, [(t.intent, s, r.ttft_ms) for t, s, r in
                                             zip(holdout, single, teacher_answers, strict=False)], task.field_rules))
     verdict = gate(summary, gate_config(config))
-    out = layout.asset_dir("student_eval_report")
     markdown = render_markdown(summary, verdict)
-    atomic_write_bytes(out / "report.md", markdown.encode())
     plots = write_report_plots(summary, [r.student_ttft_ms for r in records], [r.teacher_ttft_ms for r in records],
-                               out)
-    report = {**summary, "gate": verdict.to_dict(), "gate_config": gate_config(config).__dict__,
-              "student": models.info.to_dict(), "run_id": context.run.run_id,
-              "decoding": decoding.to_dict() if decoding is not None else None,
-              "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-              "records": [r.__dict__ for r in records], "plots": {k: str(v) for k, v in plots.items()}}
-    written = atomic_write_json(out / "report.json", report)
+                               layout.report_dir())
+    report = EvalReport(summary=summary, gate=verdict.to_dict(), gate_config=gate_config(config).__dict__,
+                        student=info, run_id=context.run.run_id,
+                        decoding=decoding.to_dict() if decoding is not None else None,
+                        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                        records=[r.__dict__ for r in records], plots={k: str(v) for k, v in plots.items()})
+    written = layout.write_report(report, markdown)
     context.log.info(f"student {summary['student_score']:.3f} vs teacher {summary['teacher_score']:.3f}; "
                      f"gate {'passed' if verdict.passed else 'failed'}")
     metadata = {key: (readable(summary[key]) if summary[key] is not None else "none") for key in HEADLINE_KEYS}
@@ -208,13 +177,6 @@ def student_eval_report(context: dg.AssetExecutionContext, config: EvalConfig, p
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(written.sha256))
 
 
-def read_report(pipeline: PipelineSettings) -> dict:
-    path = pipeline.layout.asset_dir("student_eval_report") / "report.json"
-    if not path.exists():
-        raise dg.Failure("student_eval_report has not been materialized: materialize it first")
-    return json.loads(path.read_text())
-
-
 @dg.asset(
     deps=[student_eval_report],
     kinds={"json"},
@@ -231,46 +193,48 @@ def read_report(pipeline: PipelineSettings) -> dict:
         "otherwise the previous policy stays in force.")],
 )
 def routing_policy(context: dg.AssetExecutionContext, pipeline: PipelineSettings) -> dg.MaterializeResult:
-    from distill_pipeline.routing import write_policy
+    from distill_pipeline.routing import RoutingPolicy
 
     task = pipeline.load_task()
-    report = read_report(pipeline)
-    verdict = gate(report, GateConfig(**report["gate_config"]))
-    path = pipeline.layout.asset_dir("routing_policy") / "current.json"
-    student = report["student"]["student"]
+    layout = pipeline.layout
+    report = layout.read_report()
+    verdict = gate(report.summary, GateConfig(**report.gate_config))
+    path = layout.policy_path()
+    student = report.student.student
+    routed, in_force = report.figure("routed_score"), report.figure("champion_score")
     check = dg.AssetCheckResult(
         check_name="promotion_gate", passed=verdict.passed,
         metadata={"reasons": dg.MetadataValue.json(verdict.reasons), "checks": dg.MetadataValue.json(verdict.checks),
-                  "student_score": readable(report["student_score"]),
-                  "routed_score": readable(report["routed_score"]) if report["routed_score"] is not None else "none",
-                  "champion_score": (readable(report["champion_score"]) if report.get("champion_score") is not None
-                                     else "none")},
+                  "student_score": readable(report.figure("student_score")),
+                  "routed_score": readable(routed) if routed is not None else "none",
+                  "champion_score": readable(in_force) if in_force is not None else "none"},
         description="; ".join(verdict.reasons) or "the routed student meets every promotion rule")
     if not verdict.passed:
         context.log.warning("gate failed; the previous policy stays in force: " + "; ".join(verdict.reasons))
         return dg.MaterializeResult(metadata={"promoted": False, "student": student, "threshold": "none",
                                               "reasons": dg.MetadataValue.json(verdict.reasons),
                                               "path": str(path)}, check_results=[check])
+    threshold = report.figure("recommended_threshold")
     policy = {
         "student": student,
         "student_endpoint": None,
         "teacher_model": task.teacher_model,
-        "threshold": report["recommended_threshold"],
+        "threshold": threshold,
         "teacher_only_intents": list(task.teacher_only_intents),
-        "report": str(pipeline.layout.asset_dir("student_eval_report") / "report.json"),
+        "report": str(layout.report_path()),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "promoted": True,
         # the router reads its confidence and decodes exactly as the evaluation did
-        "signal": report.get("routing_signal", "structured_fields"),
-        "field_rules": report.get("field_rules", {}),
-        "decoding": report.get("decoding"),
-        "preset": report["student"].get("preset"),
-        "base_model_dir": report["student"].get("base_model_dir"),
+        "signal": report.summary.get("routing_signal", "structured_fields"),
+        "field_rules": report.summary.get("field_rules", {}),
+        "decoding": report.decoding,
+        "preset": report.student.preset,
+        "base_model_dir": report.student.base_model_dir,
     }
-    history = write_policy(path, policy)
+    history = layout.write_policy(RoutingPolicy.from_dict(policy))
     return dg.MaterializeResult(metadata={
-        "promoted": True, "student": student, "threshold": report["recommended_threshold"],
-        "teacher_share": readable(report["teacher_share"]), "routed_score": readable(report["routed_score"]),
+        "promoted": True, "student": student, "threshold": threshold,
+        "teacher_share": readable(report.figure("teacher_share")), "routed_score": readable(routed),
         "path": str(path), "history_path": str(history), "policy": dg.MetadataValue.json(policy)},
         check_results=[check])
 

@@ -7,23 +7,17 @@ from pathlib import Path
 
 import dagster as dg
 
-from distill_pipeline.backends.storage import (
-    SortedSpill,
-    StorageLayout,
-    atomic_write_bytes,
-    atomic_write_chunks,
-    atomic_write_json,
-    sha256_file,
-)
+from distill_pipeline.backends.handoffs import Handoffs, holdout_line
+from distill_pipeline.backends.storage import SortedSpill, sha256_file
+from distill_pipeline.core.artifacts import MixEntry, MixRecord
 from distill_pipeline.core.corpus import CorpusSize
 from distill_pipeline.core.finetune_format import (
-    LOCAL_TOKENS_PER_SECOND,
     OPENAI_BASE_MODEL,
     check_lines,
-    estimate_training_cost,
     example_token_limit,
+    mix_cost_estimate,
 )
-from distill_pipeline.core.general import GeneralExample, load_general_examples, parse_general_example
+from distill_pipeline.core.general import load_general_examples
 from distill_pipeline.core.mix import (
     Mix,
     MixConfig,
@@ -43,7 +37,6 @@ from distill_pipeline.core.mix import (
 )
 from distill_pipeline.core.presets import DEFAULT_SEED, preset
 from distill_pipeline.core.redaction import RedactionReport, redact_example
-from distill_pipeline.core.traces import TraceRow, parse_line
 from distill_pipeline.defs.resources import PipelineSettings
 
 
@@ -82,42 +75,14 @@ def pass_case_keys(pipeline: PipelineSettings) -> tuple[list[TraceKey], dict[str
     return keys, versions
 
 
-def _lines(path) -> Iterator[bytes]:
-    """`path.read_bytes().splitlines()`, read a line at a time."""
-    with open(path, "rb") as handle:
-        for chunk in handle:
-            yield from chunk.splitlines()
-
-
-def _jsonl(path) -> Iterator[bytes]:
-    return (line for line in _lines(path) if line.strip())
-
-
-def _general_line(example: GeneralExample) -> bytes:
-    record = {"id": example.id, "category": example.category, "messages": example.messages, "check": example.check}
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-
-
-def read_general(path) -> list[GeneralExample]:
-    return [parse_general_example(json.loads(line)) for line in _jsonl(path)]
-
-
-def read_chat_lines(path) -> list[TraceRow]:
-    return list(iter_chat_lines(path))
-
-
-def iter_chat_lines(path) -> Iterator[TraceRow]:
-    return (parse_line(line) for line in _jsonl(path))
-
-
-def _held_lines(layout: StorageLayout, days: list[str], held: list[TraceKey], spill: SortedSpill) -> Iterator[bytes]:
+def _held_lines(layout: Handoffs, days: list[str], held: list[TraceKey], spill: SortedSpill) -> Iterator[bytes]:
     """The holdout file's lines, in split_holdout's order (content hash, then partition, then file order),
     fetching only the held rows a partition and a batch at a time; the spill keeps memory flat."""
     wanted = {k.content_hash for k in held}
     found = 0
     for p, day in enumerate(days):
         for position, row in layout.iter_traces_matching("pass_cases", day, wanted):
-            spill.add(b"%s %06d %010d" % (row.content_hash.encode(), p, position), _trace_line(row).rstrip(b"\n"))
+            spill.add(b"%s %06d %010d" % (row.content_hash.encode(), p, position), holdout_line(row).rstrip(b"\n"))
             found += 1
     if found != len(held):
         raise dg.Failure(f"pass_cases changed while eval_holdout was reading it ({found} held rows found, "
@@ -137,8 +102,7 @@ def general_examples(context: dg.AssetExecutionContext, pipeline: PipelineSettin
     if not source.exists():
         raise dg.Failure(f"general examples file {source} does not exist (DISTILL_GENERAL_EXAMPLES)")
     result = load_general_examples(source.read_bytes().splitlines())
-    body = b"".join(_general_line(e) for e in result.examples)
-    written = atomic_write_bytes(pipeline.layout.asset_dir("general_examples") / "general_examples.jsonl", body)
+    written = pipeline.layout.write_general_examples(result.examples)
     if result.rejected:
         context.log.warning(f"{len(result.rejected)} general examples rejected; first: line "
                             f"{result.rejected[0].line}: {result.rejected[0].reason}")
@@ -171,14 +135,13 @@ def eval_holdout(context: dg.AssetExecutionContext, config: HoldoutConfig,
     keys, versions = pass_case_keys(pipeline)
     if not keys:
         raise dg.Failure("no pass cases are materialized yet: run capture_job for at least one day first")
+    layout = pipeline.layout
     domain, _ = split_holdout(keys, share=config.share, minimum=config.minimum)
-    general_all = read_general(pipeline.layout.asset_dir("general_examples") / "general_examples.jsonl")
-    general, _ = split_holdout(general_all, share=config.general_share, minimum=config.general_minimum)
-    out = pipeline.layout.asset_dir("eval_holdout")
-    with SortedSpill(out) as spill:
-        domain_file = atomic_write_chunks(out / "domain.jsonl",
-                                          _held_lines(pipeline.layout, list(versions), domain, spill))
-    general_file = atomic_write_bytes(out / "general.jsonl", b"".join(_general_line(g) for g in general))
+    general, _ = split_holdout(layout.read_general_examples(), share=config.general_share,
+                               minimum=config.general_minimum)
+    with SortedSpill(layout.holdout_dir()) as spill:
+        domain_file = layout.write_holdout_domain(_held_lines(layout, list(versions), domain, spill))
+    general_file = layout.write_holdout_general(general)
     intents: dict[str, int] = {}
     for r in domain:
         intents[r.intent] = intents.get(r.intent, 0) + 1
@@ -199,18 +162,7 @@ def eval_holdout(context: dg.AssetExecutionContext, config: HoldoutConfig,
     )
 
 
-def _trace_line(row: TraceRow) -> bytes:
-    """A holdout row as a chat-example export line (id, metadata, messages): re-parsable by the trace parser."""
-    example = row.chat_example()
-    usage: dict = {"prompt_tokens": row.prompt_tokens, "completion_tokens": row.completion_tokens}
-    if row.cached_tokens:  # the replayed teacher is costed as it was billed
-        usage["prompt_tokens_details"] = {"cached_tokens": row.cached_tokens}
-    record = {"id": row.completion_id, "created": int(row.created_at.timestamp()), "model": row.model,
-              "metadata": row.metadata, "messages": example["messages"], "usage": usage}
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode() + b"\n"
-
-
-def _mix_messages(layout: StorageLayout, days: list[str], mix: Mix,
+def _mix_messages(layout: Handoffs, days: list[str], mix: Mix,
                   spill: SortedSpill) -> Generator[bytes, None, None]:
     """The messages (as JSON) of every train then validation example, in file order. General examples have
     theirs; a domain example's are fetched from the first partition holding its content hash (equal hashes,
@@ -276,27 +228,24 @@ def training_mix(context: dg.AssetExecutionContext, config: MixSettings,
                  pipeline: PipelineSettings) -> dg.MaterializeResult:
     layout = pipeline.layout
     keys, versions = pass_case_keys(pipeline)
-    holdout = {r.content_hash for r in iter_chat_lines(layout.asset_dir("eval_holdout") / "domain.jsonl")}
-    general_holdout = {g.content_hash for g in read_general(layout.asset_dir("eval_holdout") / "general.jsonl")}
+    holdout = {r.content_hash for r in layout.iter_holdout_domain()}
+    general_holdout = {g.content_hash for g in layout.read_holdout_general()}
     domain = [k for k in keys if k.content_hash not in holdout]
     pass_cases = len(keys)
     del keys
-    general = [g for g in read_general(layout.asset_dir("general_examples") / "general_examples.jsonl")
-               if g.content_hash not in general_holdout]
+    general = [g for g in layout.read_general_examples() if g.content_hash not in general_holdout]
     cfg = mix_config(config, pipeline)
     try:
         mix = build_mix(domain, general, cfg)
     except MixError as err:
         raise dg.Failure(str(err)) from None
-    out = layout.asset_dir("training_mix")
     # Patient data is redacted before anything is written for training (and may leave the machine).
     redaction = RedactionReport(pipeline.load_task().redaction_rules)
-    with SortedSpill(out) as spill:
+    with SortedSpill(layout.mix_dir()) as spill:
         messages = _mix_messages(layout, list(versions), mix, spill)
         try:
-            train = atomic_write_chunks(out / "train.jsonl", _redacted_lines(mix.train, messages, redaction))
-            validation = atomic_write_chunks(out / "validation.jsonl",
-                                             _redacted_lines(mix.validation, messages, redaction))
+            train = layout.write_mix_file("train", _redacted_lines(mix.train, messages, redaction))
+            validation = layout.write_mix_file("validation", _redacted_lines(mix.validation, messages, redaction))
         finally:
             messages.close()
     # The corpus against the rule of thumb (1,000 pass cases at least), for the corpus_size check and the card.
@@ -305,23 +254,18 @@ def training_mix(context: dg.AssetExecutionContext, config: MixSettings,
                         pass_cases_by_day={day: layout.count_traces("pass_cases", day) for day in versions},
                         minimum=pipeline.load_task().min_domain_examples, max_examples=cfg.max_examples)
     # The ids of everything trained on, for the model card and `distill audit`.
-    manifest = [{"file": "train", "source": e.source, "id": e.id, "intent": e.intent,
-                 "content_hash": e.content_hash} for e in mix.train]
-    manifest += [{"file": "validation", "source": e.source, "id": e.id, "intent": e.intent,
-                  "content_hash": e.content_hash} for e in mix.validation]
-    ids = atomic_write_bytes(out / "examples.jsonl", b"".join(
-        json.dumps(m, sort_keys=True).encode() + b"\n" for m in manifest))
-    atomic_write_json(out / "mix_config.json", {**cfg.__dict__, "trainer": pipeline.trainer,
-                                                "preset": pipeline.preset, "pass_case_partitions": versions,
-                                                "redaction": redaction.card(), "run_id": context.run.run_id,
-                                                "corpus": corpus.to_dict()})
+    ids = layout.write_mix_examples([MixEntry(file=name, source=e.source, id=e.id, intent=e.intent,
+                                              content_hash=e.content_hash)
+                                     for name, examples in (("train", mix.train), ("validation", mix.validation))
+                                     for e in examples])
+    layout.write_mix_record(MixRecord(**dataclasses.asdict(cfg), trainer=pipeline.trainer, preset=pipeline.preset,
+                                      pass_case_partitions=versions, redaction=redaction.card(),
+                                      run_id=context.run.run_id, corpus=corpus.to_dict()))
     settings = preset(pipeline.preset)
     epochs = config.epochs or settings.epochs
-    report = check_lines(_lines(out / "train.jsonl"), max_tokens=example_token_limit(pipeline.trainer,
-                                                                                     settings.max_seq_len))
-    cost = estimate_training_cost(report.billing_tokens, epochs, pipeline.trainer,
-                                  model=config.openai_model if pipeline.trainer == "openai" else "",
-                                  tokens_per_second=LOCAL_TOKENS_PER_SECOND if pipeline.trainer == "local" else None)
+    report = check_lines(layout.iter_mix_lines("train"),
+                         max_tokens=example_token_limit(pipeline.trainer, settings.max_seq_len))
+    cost = mix_cost_estimate(pipeline.trainer, report.billing_tokens, epochs, config.openai_model)
     meta = mix.metadata()
     context.log.info(f"mix: {meta['train_examples']} train + {meta['validation_examples']} validation "
                      f"({meta['domain_examples']} domain, {meta['general_examples']} general)")
@@ -355,10 +299,10 @@ def training_mix(context: dg.AssetExecutionContext, config: MixSettings,
                 description="Every line of both files passes the OpenAI chat fine-tuning format rules (roles, keys, "
                 "non-empty content, an assistant message, the per-example token limit, at least 10 examples).")
 def training_mix_format(pipeline: PipelineSettings) -> dg.AssetCheckResult:
-    out = pipeline.layout.asset_dir("training_mix")
+    layout = pipeline.layout
     limit = example_token_limit(pipeline.trainer, preset(pipeline.preset).max_seq_len)
-    train = check_lines(_lines(out / "train.jsonl"), max_tokens=limit)
-    validation = check_lines(_lines(out / "validation.jsonl"), max_tokens=limit, min_examples=1)
+    train = check_lines(layout.iter_mix_lines("train"), max_tokens=limit)
+    validation = check_lines(layout.iter_mix_lines("validation"), max_tokens=limit, min_examples=1)
     return dg.AssetCheckResult(passed=train.ok and validation.ok, metadata={
         "train": train.summary(), "validation": validation.summary(), "token_limit": limit,
         "errors_by_key": dg.MetadataValue.json({"train": train.counts, "validation": validation.counts})})
@@ -368,16 +312,14 @@ def training_mix_format(pipeline: PipelineSettings) -> dg.AssetCheckResult:
                 description="No example in the train or validation file has the content hash of a holdout example.")
 def training_mix_no_leakage(pipeline: PipelineSettings) -> dg.AssetCheckResult:
     layout = pipeline.layout
-    holdout = {r.content_hash for r in iter_chat_lines(layout.asset_dir("eval_holdout") / "domain.jsonl")}
-    holdout |= {g.content_hash for g in read_general(layout.asset_dir("eval_holdout") / "general.jsonl")}
-    out = layout.asset_dir("training_mix")
+    holdout = {r.content_hash for r in layout.iter_holdout_domain()}
+    holdout |= {g.content_hash for g in layout.read_holdout_general()}
     # The files are redacted, so compare the original content hashes recorded beside them, and the files'
     # own content too (a line planted in a file after the mix was written has no manifest entry).
-    examples = [MixExample(e["source"], e["intent"], e["id"], e["content_hash"], [])
-                for e in (json.loads(line) for line in _jsonl(out / "examples.jsonl"))]
-    for name in ("train.jsonl", "validation.jsonl"):
+    examples = [MixExample(e.source, e.intent, e.id, e.content_hash, []) for e in layout.read_mix_examples()]
+    for name in ("train", "validation"):
         examples += [MixExample("domain", r.intent, r.completion_id, r.content_hash, [])
-                     for r in iter_chat_lines(out / name)]
+                     for r in layout.iter_mix_rows(name)]
     found = sorted({e.id for e in leaks(examples, holdout)})
     return dg.AssetCheckResult(passed=not found, metadata={"leaked": len(found), "leaked_ids": found[:20],
                                                           "holdout_hashes": len(holdout)},
@@ -390,17 +332,15 @@ def training_mix_no_leakage(pipeline: PipelineSettings) -> dg.AssetCheckResult:
                 "example, in both files together and in each; and examples.jsonl lists as many as each file holds.")
 def training_mix_ratio(pipeline: PipelineSettings) -> dg.AssetCheckResult:
     layout = pipeline.layout
-    out = layout.asset_dir("training_mix")
-    share = json.loads((out / "mix_config.json").read_text())["general_share"]
+    share = layout.read_mix_record().general_share
     rules = pipeline.load_task().redaction_rules
     general = {messages_key(redact_example({"messages": g.messages}, rules)["messages"])
-               for g in read_general(layout.asset_dir("general_examples") / "general_examples.jsonl")}
-    files = {name: count_sources(_lines(out / f"{name}.jsonl"), general) for name in ("train", "validation")}
+               for g in layout.read_general_examples()}
+    files = {name: count_sources(layout.iter_mix_lines(name), general) for name in ("train", "validation")}
     ok, description = ratio_verdict(files, share)
     listed = {name: 0 for name in files}
-    for line in _jsonl(out / "examples.jsonl"):
-        name = json.loads(line)["file"]
-        listed[name] = listed.get(name, 0) + 1
+    for entry in layout.read_mix_examples():
+        listed[entry.file] = listed.get(entry.file, 0) + 1
     unlisted = [f"{name}.jsonl holds {counts.total} examples but examples.jsonl lists {listed[name]}"
                 for name, counts in files.items() if counts.total != listed[name]]
     if unlisted:
@@ -418,7 +358,7 @@ def training_mix_ratio(pipeline: PipelineSettings) -> dg.AssetCheckResult:
                 "min_domain_examples (default 1,000; 5,000-15,000 is ideal), and says how many more days of capture "
                 "would reach it at the current daily pass-case rate.")
 def corpus_size(pipeline: PipelineSettings) -> dg.AssetCheckResult:
-    recorded = json.loads((pipeline.layout.asset_dir("training_mix") / "mix_config.json").read_text()).get("corpus")
+    recorded = pipeline.layout.read_mix_record().corpus
     if recorded is None:
         raise dg.Failure("training_mix was materialized before it recorded its corpus size: materialize it again")
     corpus = CorpusSize.from_dict(recorded)

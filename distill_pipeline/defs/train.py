@@ -1,16 +1,13 @@
 """Train: submit (or find) the fine-tuning job, then wait for the finished student."""
 
-import base64
-import json
-from pathlib import Path
-
 import dagster as dg
 
-from distill_pipeline.backends.storage import atomic_write_json, sha256_file
-from distill_pipeline.core.artifacts import StudentInfo, TrainingFigures
-from distill_pipeline.core.finetune_format import OPENAI_BASE_MODEL, job_key
-from distill_pipeline.core.presets import DEFAULT_SEED, preset
+from distill_pipeline.backends.storage import sha256_file
+from distill_pipeline.backends.trainers import JobRequest
+from distill_pipeline.core.artifacts import FineTuneJob
+from distill_pipeline.core.finetune_format import OPENAI_BASE_MODEL
 from distill_pipeline.defs.resources import OpenAIResource, PipelineSettings
+from distill_pipeline.defs.util import png_markdown
 
 
 class FineTuneConfig(dg.Config):
@@ -25,19 +22,6 @@ class StudentModelConfig(dg.Config):
     export_merged: bool = True
 
 
-def png_markdown(path: Path, title: str) -> dg.MetadataValue:
-    """A PNG inlined in markdown, so the UI shows the picture itself."""
-    data = base64.b64encode(path.read_bytes()).decode()
-    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{data})")
-
-
-def read_job(pipeline: PipelineSettings) -> dict:
-    path = pipeline.layout.asset_dir("fine_tune_job") / "job.json"
-    if not path.exists():
-        raise dg.Failure("fine_tune_job has not been materialized: materialize it first")
-    return json.loads(path.read_text())
-
-
 @dg.asset(
     deps=["training_mix"],
     kinds={"python"},
@@ -48,36 +32,25 @@ def read_job(pipeline: PipelineSettings) -> dict:
 )
 def fine_tune_job(context: dg.AssetExecutionContext, config: FineTuneConfig, pipeline: PipelineSettings,
                   openai: OpenAIResource) -> dg.MaterializeResult:
-    mix_dir = pipeline.layout.asset_dir("training_mix")
-    train, validation = mix_dir / "train.jsonl", mix_dir / "validation.jsonl"
+    layout = pipeline.layout
+    train, validation = layout.mix_path("train"), layout.mix_path("validation")
     train_sha, validation_sha = sha256_file(train), sha256_file(validation)
-    if pipeline.trainer == "openai":
-        from distill_pipeline.backends.openai_trainer import OpenAITrainer
-
-        trainer = OpenAITrainer(openai.client(), log=context.log.info)
-        hyperparameters = {"model": config.openai_model, "suffix": config.suffix, "seed": DEFAULT_SEED}
-        key = job_key("openai", train_sha, validation_sha, hyperparameters)
-        job = trainer.submit(train, validation, model=config.openai_model, suffix=config.suffix, key=key,
-                             seed=DEFAULT_SEED)
-        record = {"job_id": job["id"], "status": job["status"]}
-    else:
-        settings = preset(pipeline.preset)
-        if config.base_model:
-            settings = settings.with_overrides(base_model=config.base_model)
-        hyperparameters = settings.to_dict()
-        key = job_key("local", train_sha, validation_sha, hyperparameters)
-        # A local job runs in-process in student_model; its id names its output folder.
-        record = {"job_id": f"local-{key}", "status": "submitted"}
-    job = {**record, "trainer": pipeline.trainer, "key": key, "hyperparameters": hyperparameters,
-           "preset": pipeline.preset, "train_path": str(train), "validation_path": str(validation),
-           "train_sha256": train_sha, "validation_sha256": validation_sha, "run_id": context.run.run_id}
-    atomic_write_json(pipeline.layout.asset_dir("fine_tune_job") / "job.json", job)
-    context.log.info(f"fine-tuning job {job['job_id']} ({pipeline.trainer}) for train {train_sha[:12]}")
+    trainer = pipeline.fine_tuner(openai, context.log.info)
+    submitted = trainer.submit(JobRequest(train=train, validation=validation, train_sha256=train_sha,
+                                          validation_sha256=validation_sha, preset=pipeline.preset,
+                                          openai_model=config.openai_model, suffix=config.suffix,
+                                          base_model=config.base_model))
+    job = FineTuneJob(job_id=submitted.job_id, status=submitted.status, trainer=trainer.kind, key=submitted.key,
+                      hyperparameters=submitted.hyperparameters, preset=pipeline.preset, train_path=str(train),
+                      validation_path=str(validation), train_sha256=train_sha, validation_sha256=validation_sha,
+                      run_id=context.run.run_id)
+    layout.write_job(job)
+    context.log.info(f"fine-tuning job {job.job_id} ({job.trainer}) for train {train_sha[:12]}")
     return dg.MaterializeResult(metadata={
-        "job_id": job["job_id"], "trainer": pipeline.trainer, "status": job["status"], "key": key,
-        "hyperparameters": dg.MetadataValue.json(hyperparameters),
+        "job_id": job.job_id, "trainer": job.trainer, "status": job.status, "key": job.key,
+        "hyperparameters": dg.MetadataValue.json(dict(job.hyperparameters)),
         "train_sha256": train_sha, "validation_sha256": validation_sha,
-    }, data_version=dg.DataVersion(key))
+    }, data_version=dg.DataVersion(job.key))
 
 
 @dg.asset(
@@ -90,71 +63,14 @@ def fine_tune_job(context: dg.AssetExecutionContext, config: FineTuneConfig, pip
 )
 def student_model(context: dg.AssetExecutionContext, config: StudentModelConfig, pipeline: PipelineSettings,
                   openai: OpenAIResource) -> dg.MaterializeResult:
-    job = read_job(pipeline)
-    if job["trainer"] == "openai":
-        from distill_pipeline.backends.openai_trainer import OpenAITrainer
-
-        result = OpenAITrainer(openai.client(), log=context.log.info).wait(job["job_id"])
-        student = StudentInfo(trainer="openai", student=result["fine_tuned_model"], job_id=job["job_id"],
-                              key=job["key"], manifest=result)
-        pipeline.layout.write_student(student)
-        return dg.MaterializeResult(metadata={
-            "student": student.student, "trainer": "openai", "job_id": job["job_id"],
-            "trained_tokens": result.get("trained_tokens") or 0,
-        }, data_version=dg.DataVersion(student.student))
-    return _train_local(context, pipeline, job, export_merged=config.export_merged)
-
-
-def _train_local(context: dg.AssetExecutionContext, pipeline: PipelineSettings, job: dict,
-                 export_merged: bool = True) -> dg.MaterializeResult:
-    from distill_pipeline.backends.local_trainer import resolve_base_model, train_lora
-    from distill_pipeline.core.presets import LoraSettings
-
-    settings = LoraSettings(**{**job["hyperparameters"],
-                               "target_modules": tuple(job["hyperparameters"]["target_modules"])})
     layout = pipeline.layout
-    base_dir = resolve_base_model(settings.base_model, layout.asset_dir("base_models"), context.log.info)
-    out_dir = layout.asset_dir("student_model") / job["job_id"]
-    manifest_path = out_dir / "manifest.json"
-    if manifest_path.exists():
-        # Same files, same settings: the job already ran; never train (or pay) twice.
-        context.log.info(f"{job['job_id']} already trained; reusing {out_dir}")
-        manifest = json.loads(manifest_path.read_text())
-    else:
-        manifest = train_lora(Path(job["train_path"]), Path(job["validation_path"]), settings, base_dir, out_dir,
-                              log=context.log.info, field_rules=pipeline.load_task().field_rules)
-    merged = _merged_checkpoint(out_dir, base_dir, settings, context.log.info) if export_merged else None
-    student = StudentInfo(trainer="local", student=str(out_dir / "adapter"), base_model_dir=str(base_dir),
-                          job_id=job["job_id"], key=job["key"], preset=job["preset"],
-                          merged=merged["path"] if merged else None)
-    layout.write_student(student)
-    metadata = {
-        "student": student.student,
-        "trainer": "local",
-        "job_id": job["job_id"],
-        "base_model": str(manifest.get("base_model", base_dir)),
-        "base_model_sha256": manifest.get("base_model_sha256", ""),
-        "manifest_path": str(manifest_path),
-        "manifest": dg.MetadataValue.json({k: v for k, v in manifest.items() if k not in ("loss_curve",)}),
-    }
-    metadata.update(TrainingFigures.from_manifest(manifest).to_dict())
-    if merged:
-        metadata.update({"merged_model": merged["path"], "merged_dtype": merged["dtype"],
-                         "merged_weights_sha256": dg.MetadataValue.json(merged["weights_sha256"])})
-    curve = out_dir / "loss_curve.png"
-    if curve.exists():
-        metadata["loss_curve"] = png_markdown(curve, "loss curve")
-    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(job["key"]))
-
-
-def _merged_checkpoint(out_dir: Path, base_dir: Path, settings, log) -> dict:
-    """The adapter merged into the base weights in <out_dir>/merged (exported once; its record in merged.json)."""
-    record_path = out_dir / "merged.json"
-    if record_path.exists() and (out_dir / "merged" / "config.json").is_file():
-        return json.loads(record_path.read_text())
-    from distill_pipeline.backends.export import export_merged
-
-    record = export_merged(base_dir, out_dir / "adapter", out_dir / "merged", settings, log=log)
-    atomic_write_json(record_path, record)
-    return record
-
+    job = layout.read_job()
+    # the trainer that submitted the job finishes it, whatever DISTILL_TRAINER says now
+    trainer = pipeline.fine_tuner(openai, context.log.info, kind=job.trainer)
+    finished = trainer.finish(job, layout, pipeline.load_task().field_rules, export_merged=config.export_merged)
+    layout.write_student(finished.student)
+    metadata = {"student": finished.student.student, "trainer": trainer.kind, "job_id": job.job_id,
+                **finished.metadata, **{k: dg.MetadataValue.json(v) for k, v in finished.json_metadata.items()}}
+    if finished.loss_curve is not None:
+        metadata["loss_curve"] = png_markdown(finished.loss_curve, "loss curve")
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(finished.data_version))

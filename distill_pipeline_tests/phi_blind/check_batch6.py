@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Validate the hand-labelled blind PHI test set batch6.jsonl (standard library only).
+
+Checks, per transcript:
+  * required fields, unique ids, allowed PHI types and keep kinds;
+  * every labelled value is an exact substring of its transcript;
+  * no value is listed twice under the same type/kind;
+  * no occurrence of a keep value overlaps any occurrence of a PHI value
+    (so masking every PHI value everywhere cannot damage a keep value);
+  * clinician keep values start with a title;
+and, over the whole file: minimum transcript count, minimum values per PHI
+type and per required keep kind, and a few no-PHI transcripts.
+
+It also prints WARNINGS (not errors) for text that looks like a date, time,
+e-mail, amount, code or a long digit run but is covered by no label, so a
+human can decide whether it was left out on purpose.
+
+Usage: python check_batch6.py [path/to/batch6.jsonl]
+Exit status 0 when all checks pass, 1 otherwise.
+"""
+import json
+import os
+import re
+import sys
+from collections import Counter
+
+PHI_TYPES = ("name", "mrn", "phone", "dob", "email", "ssn", "address")
+REQUIRED_KEEP = ("clinician", "follow_up_date", "time", "icd10", "amount")
+OPTIONAL_KEEP = ("reference", "medication", "clinic")
+MIN_TRANSCRIPTS = 110
+MIN_PER_PHI_TYPE = 25
+MIN_PER_KEEP_KIND = 20
+MIN_NO_PHI = 5
+CLINICIAN_TITLES = ("Dr. ", "Dr ", "dr ", "Doctor ", "doctor ", "Nurse ", "nurse ")
+
+SUSPECT_PATTERNS = [
+    ("iso-date", re.compile(r"\b\d{4}-\d{2}-\d{2}\b")),
+    ("hh:mm", re.compile(r"\b\d{1,2}:\d{2}\b")),
+    ("email", re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")),
+    ("money", re.compile(r"(?:[$€₱£]|J\$)\s?\d(?:[\d,]*\d)?(?:\.\d+)?")),
+    ("icd10-like", re.compile(r"\b[A-TV-Z]\d{2}(?:\.[0-9A-Z]{1,4})?\b")),
+    ("titled-name", re.compile(r"\b(?:Dr\.|Doctor|Nurse)\s+[A-Z][\w-]*(?:'[A-Z][\w-]*)?")),
+    ("digit-run", re.compile(r"\d(?:[\d/-]|[ .](?=\d)){3,}\d")),
+]
+
+
+def spans(text, value):
+    out, start = [], 0
+    while True:
+        i = text.find(value, start)
+        if i < 0:
+            return out
+        out.append((i, i + len(value)))
+        start = i + 1
+
+
+def covered(span, label_spans):
+    return any(a <= span[0] and span[1] <= b for a, b in label_spans)
+
+
+def main(path):
+    errors, warnings = [], []
+    phi_counts, keep_counts = Counter(), Counter()
+    ids = set()
+    n = 0
+    no_phi = 0
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                errors.append(f"line {lineno}: bad JSON: {exc}")
+                continue
+            n += 1
+            rid = rec.get("id", f"line{lineno}")
+            where = f"{rid}"
+            for field in ("id", "transcript", "phi", "keep"):
+                if field not in rec:
+                    errors.append(f"{where}: missing field {field!r}")
+            if rid in ids:
+                errors.append(f"{where}: duplicate id")
+            ids.add(rid)
+            text = rec.get("transcript", "")
+            if not text.startswith("Transcript:\n"):
+                errors.append(f"{where}: transcript does not start with 'Transcript:\\n'")
+            if "Agent:" not in text or "Caller:" not in text:
+                errors.append(f"{where}: transcript lacks Agent:/Caller: turns")
+            phi = rec.get("phi", [])
+            keep = rec.get("keep", [])
+            if not phi:
+                no_phi += 1
+
+            phi_spans, keep_spans = [], []
+            seen = set()
+            for item in phi:
+                t, v = item.get("type"), item.get("value")
+                if t not in PHI_TYPES:
+                    errors.append(f"{where}: unknown phi type {t!r}")
+                if not isinstance(v, str) or not v:
+                    errors.append(f"{where}: empty phi value for {t!r}")
+                    continue
+                if ("phi", t, v) in seen:
+                    errors.append(f"{where}: phi {t}:{v!r} listed twice")
+                seen.add(("phi", t, v))
+                sp = spans(text, v)
+                if not sp:
+                    errors.append(f"{where}: phi {t}:{v!r} is not a substring of the transcript")
+                if v != v.strip():
+                    errors.append(f"{where}: phi {t}:{v!r} has leading/trailing whitespace")
+                phi_spans += [(a, b, t, v) for a, b in sp]
+                phi_counts[t] += 1
+            for item in keep:
+                k, v = item.get("kind"), item.get("value")
+                if k not in REQUIRED_KEEP + OPTIONAL_KEEP:
+                    errors.append(f"{where}: unknown keep kind {k!r}")
+                if not isinstance(v, str) or not v:
+                    errors.append(f"{where}: empty keep value for {k!r}")
+                    continue
+                if ("keep", k, v) in seen:
+                    errors.append(f"{where}: keep {k}:{v!r} listed twice")
+                seen.add(("keep", k, v))
+                sp = spans(text, v)
+                if not sp:
+                    errors.append(f"{where}: keep {k}:{v!r} is not a substring of the transcript")
+                if k == "clinician" and not v.startswith(CLINICIAN_TITLES):
+                    errors.append(f"{where}: clinician {v!r} has no title")
+                if k == "follow_up_date" and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", v):
+                    errors.append(f"{where}: follow_up_date {v!r} is not YYYY-MM-DD")
+                if k == "time" and not re.fullmatch(r"\d{2}:\d{2}", v):
+                    errors.append(f"{where}: time {v!r} is not HH:MM")
+                keep_spans += [(a, b, k, v) for a, b in sp]
+                keep_counts[k] += 1
+            for ka, kb, k, kv in keep_spans:
+                for pa, pb, t, pv in phi_spans:
+                    if ka < pb and pa < kb:
+                        errors.append(
+                            f"{where}: keep {k}:{kv!r} overlaps phi {t}:{pv!r} at {max(ka, pa)}")
+            # Masking check: after removing every PHI occurrence, no PHI value survives.
+            masked = text
+            for v in sorted({p[3] for p in phi_spans}, key=len, reverse=True):
+                masked = masked.replace(v, "\x00" * len(v))
+            for _, _, t, v in phi_spans:
+                if v in masked:
+                    errors.append(f"{where}: {t}:{v!r} survives masking")
+            # Suspicious unlabelled look-alikes (warnings only).
+            label_spans = [(a, b) for a, b, *_ in phi_spans + keep_spans]
+            body = text[len("Transcript:\n"):] if text.startswith("Transcript:\n") else text
+            off = len(text) - len(body)
+            for name, rx in SUSPECT_PATTERNS:
+                for m in rx.finditer(body):
+                    sp = (m.start() + off, m.end() + off)
+                    if not covered(sp, label_spans):
+                        warnings.append(f"{where}: unlabelled {name}: {m.group(0)!r}")
+
+    if n < MIN_TRANSCRIPTS:
+        errors.append(f"only {n} transcripts (need >= {MIN_TRANSCRIPTS})")
+    for t in PHI_TYPES:
+        if phi_counts[t] < MIN_PER_PHI_TYPE:
+            errors.append(f"phi type {t}: {phi_counts[t]} values (need >= {MIN_PER_PHI_TYPE})")
+    for k in REQUIRED_KEEP:
+        if keep_counts[k] < MIN_PER_KEEP_KIND:
+            errors.append(f"keep kind {k}: {keep_counts[k]} values (need >= {MIN_PER_KEEP_KIND})")
+    if no_phi < MIN_NO_PHI:
+        errors.append(f"only {no_phi} transcripts without PHI (want >= {MIN_NO_PHI})")
+
+    print(f"transcripts: {n}  (without PHI: {no_phi})")
+    print("PHI values per type:")
+    for t in PHI_TYPES:
+        print(f"  {t:15s} {phi_counts[t]}")
+    print(f"  {'TOTAL':15s} {sum(phi_counts.values())}")
+    print("keep values per kind:")
+    for k in REQUIRED_KEEP + OPTIONAL_KEEP:
+        print(f"  {k:15s} {keep_counts[k]}")
+    if warnings:
+        print(f"\n{len(warnings)} warning(s) (unlabelled look-alikes; review, not failures):")
+        for w in warnings:
+            print("  " + w)
+    if errors:
+        print(f"\nFAILED with {len(errors)} error(s):")
+        for e in errors:
+            print("  " + e)
+        return 1
+    print("\nOK: all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    default = os.path.join(os.path.dirname(os.path.abspath(__file__)), "batch6.jsonl")
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else default))
