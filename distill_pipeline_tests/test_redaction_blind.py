@@ -8,10 +8,13 @@ PHI value counts as redacted when it no longer appears in the redacted transcrip
 appears as often as before.
 """
 
+import json
+
 import pytest
 
 from distill_pipeline.core.redaction import PHI_TYPES, RedactionRules
 from distill_pipeline.core.taskspec import default_task_spec_path, load_task_spec
+from distill_pipeline_tests.phi_blind import check
 from distill_pipeline_tests.phi_scoring import BLIND_DIR, Score, load_rows, score_rows
 
 # file -> (the fewest transcripts it was written with, the fewest values of each PHI type it holds)
@@ -66,3 +69,20 @@ def test_every_kept_value_of_the_blind_set_is_kept(batch):
 def test_what_is_redacted_on_the_blind_set_is_patient_data_at_least_95_percent_of_the_time(batch, kind):
     _, _, score = batch
     assert score.precision(kind) >= 0.95, [m for m in score.false_positives if m[1] == kind]
+
+
+def test_every_blind_batch_passes_its_validator():
+    for path in sorted(BLIND_DIR.glob("batch*.jsonl")):
+        errors, *_ = check.validate(path)
+        assert errors == [], (path.name, errors[:5])
+
+
+def test_the_validator_refuses_a_value_not_in_its_transcript_and_a_kept_value_inside_patient_data(tmp_path):
+    row = {"id": "x-1", "transcript": "Transcript:\nAgent: Hi.\nCaller: I'm Dr. Amara Okafor's patient, Okafor Eze.",
+           "phi": [{"type": "name", "value": "Okafor Eze"}, {"type": "phone", "value": "555-0100"}],
+           "keep": [{"kind": "clinician", "value": "Dr. Amara Okafor"}, {"kind": "time", "value": "Okafor"}]}
+    path = tmp_path / "batch9.jsonl"
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    errors, *_ = check.validate(path)
+    assert any("'555-0100' is not a substring" in e for e in errors)
+    assert any("overlaps phi name:'Okafor Eze'" in e for e in errors)

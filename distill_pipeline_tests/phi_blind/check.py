@@ -1,36 +1,28 @@
-#!/usr/bin/env python3
-"""Validate the hand-labelled blind PHI test set batch6.jsonl (standard library only).
+"""Validate a blind PHI test set (phi_blind/batchN.jsonl; standard library only).
 
-Checks, per transcript:
-  * required fields, unique ids, allowed PHI types and keep kinds;
-  * every labelled value is an exact substring of its transcript;
-  * no value is listed twice under the same type/kind;
-  * no occurrence of a keep value overlaps any occurrence of a PHI value
-    (so masking every PHI value everywhere cannot damage a keep value);
-  * clinician keep values start with a title;
-and, over the whole file: minimum transcript count, minimum values per PHI
-type and per required keep kind, and a few no-PHI transcripts.
+One validator for every hand-written batch (batch1 and batch2 also have make_blind.py --check). Per transcript:
+required fields, unique ids, known PHI types and keep kinds; every value an exact substring of its transcript and
+listed once; no occurrence of a keep value overlapping a PHI value (so masking every PHI value cannot damage a
+kept one); no PHI value surviving the masking of all of them; clinicians with a title, follow-up dates as
+YYYY-MM-DD and times as HH:MM. Over the file: the batch's minimum transcripts, values per PHI type and per
+required keep kind, and transcripts without PHI (MINIMUMS). Unlabelled look-alikes of dates, times, e-mails,
+amounts, codes or long digit runs are warnings for a person to review, not errors.
 
-It also prints WARNINGS (not errors) for text that looks like a date, time,
-e-mail, amount, code or a long digit run but is covered by no label, so a
-human can decide whether it was left out on purpose.
-
-Usage: python check_batch6.py [path/to/batch6.jsonl]
-Exit status 0 when all checks pass, 1 otherwise.
+Usage: python distill_pipeline_tests/phi_blind/check.py FILE [FILE ...]   (exit status 1 on any error)
 """
 import json
-import os
 import re
 import sys
 from collections import Counter
+from pathlib import Path
 
 PHI_TYPES = ("name", "mrn", "phone", "dob", "email", "ssn", "address")
 REQUIRED_KEEP = ("clinician", "follow_up_date", "time", "icd10", "amount")
 OPTIONAL_KEEP = ("reference", "medication", "clinic")
-MIN_TRANSCRIPTS = 110
-MIN_PER_PHI_TYPE = 25
-MIN_PER_KEEP_KIND = 20
-MIN_NO_PHI = 5
+# batch -> (transcripts, values per PHI type, values per required keep kind, transcripts without PHI)
+MINIMUMS = {"batch3": (80, 15, 15, 0), "batch4": (160, 30, 25, 5), "batch5": (110, 25, 20, 5),
+            "batch6": (110, 25, 20, 5), "batch7": (120, 25, 20, 5)}
+DEFAULT_MINIMUMS = (100, 25, 20, 5)
 CLINICIAN_TITLES = ("Dr. ", "Dr ", "dr ", "Doctor ", "doctor ", "Nurse ", "nurse ")
 
 SUSPECT_PATTERNS = [
@@ -58,7 +50,9 @@ def covered(span, label_spans):
     return any(a <= span[0] and span[1] <= b for a, b in label_spans)
 
 
-def main(path):
+def validate(path):
+    """(errors, warnings, phi counts per type, keep counts per kind, transcripts) for one batch file."""
+    min_transcripts, min_per_phi_type, min_per_keep_kind, min_no_phi = MINIMUMS.get(Path(path).stem, DEFAULT_MINIMUMS)
     errors, warnings = [], []
     phi_counts, keep_counts = Counter(), Counter()
     ids = set()
@@ -154,16 +148,21 @@ def main(path):
                     if not covered(sp, label_spans):
                         warnings.append(f"{where}: unlabelled {name}: {m.group(0)!r}")
 
-    if n < MIN_TRANSCRIPTS:
-        errors.append(f"only {n} transcripts (need >= {MIN_TRANSCRIPTS})")
+    if n < min_transcripts:
+        errors.append(f"only {n} transcripts (need >= {min_transcripts})")
     for t in PHI_TYPES:
-        if phi_counts[t] < MIN_PER_PHI_TYPE:
-            errors.append(f"phi type {t}: {phi_counts[t]} values (need >= {MIN_PER_PHI_TYPE})")
+        if phi_counts[t] < min_per_phi_type:
+            errors.append(f"phi type {t}: {phi_counts[t]} values (need >= {min_per_phi_type})")
     for k in REQUIRED_KEEP:
-        if keep_counts[k] < MIN_PER_KEEP_KIND:
-            errors.append(f"keep kind {k}: {keep_counts[k]} values (need >= {MIN_PER_KEEP_KIND})")
-    if no_phi < MIN_NO_PHI:
-        errors.append(f"only {no_phi} transcripts without PHI (want >= {MIN_NO_PHI})")
+        if keep_counts[k] < min_per_keep_kind:
+            errors.append(f"keep kind {k}: {keep_counts[k]} values (need >= {min_per_keep_kind})")
+    if no_phi < min_no_phi:
+        errors.append(f"only {no_phi} transcripts without PHI (want >= {min_no_phi})")
+    return errors, warnings, phi_counts, keep_counts, (n, no_phi)
+
+
+def main(path):
+    errors, warnings, phi_counts, keep_counts, (n, no_phi) = validate(path)
 
     print(f"transcripts: {n}  (without PHI: {no_phi})")
     print("PHI values per type:")
@@ -187,5 +186,4 @@ def main(path):
 
 
 if __name__ == "__main__":
-    default = os.path.join(os.path.dirname(os.path.abspath(__file__)), "batch6.jsonl")
-    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else default))
+    sys.exit(max(main(path) for path in sys.argv[1:]) if sys.argv[1:] else 2)
