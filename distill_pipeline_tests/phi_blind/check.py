@@ -37,13 +37,30 @@ SUSPECT_PATTERNS = [
 
 
 def spans(text, value):
-    out, start = [], 0
-    while True:
-        i = text.find(value, start)
-        if i < 0:
-            return out
-        out.append((i, i + len(value)))
-        start = i + 1
+    return [m.span() for m in re.finditer(re.escape(value), text)]
+
+
+def _labels(items, side, key, allowed, text, where, seen, errors, counts):
+    """Check one side's labels (PHI or keep) of a transcript; their (start, end, type, value) occurrences."""
+    out = []
+    for item in items:
+        t, v = item.get(key), item.get("value")
+        if t not in allowed:
+            errors.append(f"{where}: unknown {side} {key} {t!r}")
+        if not isinstance(v, str) or not v:
+            errors.append(f"{where}: empty {side} value for {t!r}")
+            continue
+        if (side, t, v) in seen:
+            errors.append(f"{where}: {side} {t}:{v!r} listed twice")
+        seen.add((side, t, v))
+        sp = spans(text, v)
+        if not sp:
+            errors.append(f"{where}: {side} {t}:{v!r} is not a substring of the transcript")
+        if v != v.strip():
+            errors.append(f"{where}: {side} {t}:{v!r} has leading/trailing whitespace")
+        out += [(a, b, t, v) for a, b in sp]
+        counts[t] += 1
+    return out
 
 
 def covered(span, label_spans):
@@ -86,46 +103,20 @@ def validate(path):
             if not phi:
                 no_phi += 1
 
-            phi_spans, keep_spans = [], []
             seen = set()
-            for item in phi:
-                t, v = item.get("type"), item.get("value")
-                if t not in PHI_TYPES:
-                    errors.append(f"{where}: unknown phi type {t!r}")
-                if not isinstance(v, str) or not v:
-                    errors.append(f"{where}: empty phi value for {t!r}")
-                    continue
-                if ("phi", t, v) in seen:
-                    errors.append(f"{where}: phi {t}:{v!r} listed twice")
-                seen.add(("phi", t, v))
-                sp = spans(text, v)
-                if not sp:
-                    errors.append(f"{where}: phi {t}:{v!r} is not a substring of the transcript")
-                if v != v.strip():
-                    errors.append(f"{where}: phi {t}:{v!r} has leading/trailing whitespace")
-                phi_spans += [(a, b, t, v) for a, b in sp]
-                phi_counts[t] += 1
+            phi_spans = _labels(phi, "phi", "type", PHI_TYPES, text, where, seen, errors, phi_counts)
+            keep_spans = _labels(keep, "keep", "kind", REQUIRED_KEEP + OPTIONAL_KEEP, text, where, seen, errors,
+                                 keep_counts)
             for item in keep:
                 k, v = item.get("kind"), item.get("value")
-                if k not in REQUIRED_KEEP + OPTIONAL_KEEP:
-                    errors.append(f"{where}: unknown keep kind {k!r}")
                 if not isinstance(v, str) or not v:
-                    errors.append(f"{where}: empty keep value for {k!r}")
                     continue
-                if ("keep", k, v) in seen:
-                    errors.append(f"{where}: keep {k}:{v!r} listed twice")
-                seen.add(("keep", k, v))
-                sp = spans(text, v)
-                if not sp:
-                    errors.append(f"{where}: keep {k}:{v!r} is not a substring of the transcript")
                 if k == "clinician" and not v.startswith(CLINICIAN_TITLES):
                     errors.append(f"{where}: clinician {v!r} has no title")
                 if k == "follow_up_date" and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", v):
                     errors.append(f"{where}: follow_up_date {v!r} is not YYYY-MM-DD")
                 if k == "time" and not re.fullmatch(r"\d{2}:\d{2}", v):
                     errors.append(f"{where}: time {v!r} is not HH:MM")
-                keep_spans += [(a, b, k, v) for a, b in sp]
-                keep_counts[k] += 1
             for ka, kb, k, kv in keep_spans:
                 for pa, pb, t, pv in phi_spans:
                     if ka < pb and pa < kb:
