@@ -23,7 +23,7 @@ OPTIONAL_KEEP = ("reference", "medication", "clinic")
 MINIMUMS = {"batch3": (80, 15, 15, 0), "batch4": (160, 30, 25, 5), "batch5": (110, 25, 20, 5),
             "batch6": (110, 25, 20, 5), "batch7": (120, 25, 20, 5)}
 DEFAULT_MINIMUMS = (100, 25, 20, 5)
-CLINICIAN_TITLES = ("Dr. ", "Dr ", "dr ", "Doctor ", "doctor ", "Nurse ", "nurse ")
+CLINICIAN_TITLES = ("Dr. ", "Dr ", "dr. ", "dr ", "Doctor ", "doctor ", "Nurse ", "nurse ")
 
 SUSPECT_PATTERNS = [
     ("iso-date", re.compile(r"\b\d{4}-\d{2}-\d{2}\b")),
