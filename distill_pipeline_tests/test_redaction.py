@@ -528,7 +528,7 @@ def test_greetings_places_apps_and_acronyms_are_not_names(text):
     ("Caller: My number, area code, oh seven seven, then four one two, nine nine oh three.", "phone",
      "oh seven seven, then four one two, nine nine oh three"),
     ("Caller: Her wristband has TKH-2290417 on it.", "mrn", "TKH-2290417"),
-    ("Caller: It's the second house, number 7719, past the church.", "mrn", "7719"),
+    ("Agent: And the hospital number?\nCaller: Oh, 7719 I think.", "mrn", "7719"),
     ("Caller: My eircode is D08 XY9P.", "address", "D08 XY9P"),
     ("Caller: you can mail it to sam underscore lowe at sign fastmail full stop uk", "email",
      "sam underscore lowe at sign fastmail full stop uk"),
@@ -564,3 +564,52 @@ def test_amounts_in_other_currencies_are_kept(value):
 
 def test_a_postcode_district_that_reads_like_an_icd10_code_is_an_address_and_a_code_is_kept():
     assert found("Caller: The postcode is G11 5QE and the letter says G43.909.") == {("address", "G11 5QE")}
+
+
+# Found in review: each of these went wrong once while the rules above were written.
+
+def test_a_long_run_of_digits_is_read_in_linear_time_not_exponential():
+    import signal
+
+    def hang(*_):
+        raise TimeoutError("find_phi backtracked on a run of digits")
+
+    previous = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(20)  # the exponential version needs hours for 60 digits; the linear one a few milliseconds
+    try:
+        for text in ("Caller: " + "7" * 60 + "x", "1-" * 2500 + "x", "1,2" * 1700 + "x", "9" * 20000):
+            find_phi(text)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("text", [
+    "Agent: Dr. Okafor is on leave this week. Ask Okafor about it on Monday.",
+    "Agent: Dr. Okafor is off. Monday Okafor is back in clinic.",
+    "Agent: Booked 2026-11-03 at 10:30. Your next colonoscopy is due 2029-11-03.",
+    "Agent: Your review is 03/11/2026 and the implant check is 03/11/2030.",
+    "Caller: The bill had code E11 2023 on it.",
+    "Caller: Email is easier, we are at home most days. Email's fine, just say hi at reception.",
+    "Caller: Room 4102 on the fourth floor; platelets were 1500, LDL 3100, the count 11000.",
+    "Caller: Her weight is 3400 grams on an 1800 calorie diet, CD4 count 1200 cells.",
+])
+def test_clinicians_appointments_codes_and_clinical_numbers_are_not_patient_data(text):
+    assert not found(text)
+
+
+def test_a_record_number_shaped_like_an_impossible_date_is_still_a_record_number():
+    assert ("mrn", "04-11-5521") in found("Agent: MRN?\nCaller: 04-11-5521.")
+
+
+@pytest.mark.parametrize("text, name", [("Caller: yeah its for lars on friday", "lars"),
+                                        ("Caller: My mum Grace and Family Services both called.", "Grace")])
+def test_names_that_end_like_an_english_inflection_or_precede_an_organisation_are_found(text, name):
+    assert ("name", name) in found(text)
+
+
+def test_an_email_spoken_and_written_gets_one_placeholder():
+    messages = trace("Caller: It's sam underscore lowe at sign fastmail full stop uk.\n"
+                     "Agent: So sam_lowe@fastmail.uk, thanks.", {"intent": "x"})
+    redacted, counts = redact_messages(messages, bundled_rules())
+    assert counts["email"] == 2 and redacted[1]["content"].count("[EMAIL_1]") == 2

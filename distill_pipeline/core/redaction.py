@@ -292,7 +292,7 @@ _TIME_RE = re.compile(r"(?<![\w:])\d{1,2}:\d{2}(?::\d{2})?(?:\s?[AaPp]\.?[Mm]\.?
 _ICD10_RE = re.compile(r"\b[A-TV-Z]\d{2}(?:\.[0-9A-Z]{1,4})?\b")
 _CURRENCY = r"(?:USD|US\$|CAD|AUD|NZD|EUR|GBP|INR|NGN|ZAR|PHP|MXN|VND|JPY|CNY|KES|PLN|Rs\.?|₹|₦|₱)"
 _AMOUNT_RE = re.compile(rf"[$€£]\s?\d[\d,]*(?:\.\d+)?|{_CURRENCY}\s?\d[\d,]*(?:\.\d+)?"
-                        rf"|\d[\d,]*(?:\.\d+)?\s?(?:{_CURRENCY}|(?i:dollars|pounds|euros|rupees|pesos|naira|rand|dong|"
+                        rf"|(?<![\d,.])\d[\d,]*(?:\.\d+)?\s?(?:{_CURRENCY}|(?i:dollars|pounds|euros|rupees|pesos|naira|rand|dong|"
                         r"shillings|zloty)\b)")  # "$45.00", "USD 45.25", "1,200,000 VND", "120 dollars"
 
 _PHONE_RE = re.compile(r"""
@@ -467,7 +467,7 @@ Health Healthcare Clinic Clinics Centre Center Practice Surgery Medical Medicine
 Plan Plans Mutual Insurance Assurance Group Partners Associates Bank Company Inc Ltd LLC Co Corp Street St Road
 Avenue Lane Drive Boulevard Way Court Place Square Park Family Services Labs Lab Laboratory Laboratories
 University College School Institute Foundation Trust Network System Systems Alliance Cross Shield Life Dental
-Clínica Clinica Clinique Klinik Kliniek Centro Centre Hôpital Hopital Ospedale Hospitalario Praxis Farmacia
+Clínica Clinica Clinique Klinik Kliniek Centro Hôpital Hopital Ospedale Hospitalario Praxis Farmacia
 Pharmacie Apotheke Consultorio Policlinico Policlínica Sanatorio
 Pediatrics Paediatrics Cardiology Dermatology Orthopedics Oncology Urgent Walk Primary Community Wellness Wing Ward
 Neurology Rheumatology Urology Gastroenterology Endocrinology Radiology Psychiatry Podiatry Physiotherapy Audiology
@@ -647,12 +647,14 @@ def _bare(word: str) -> str:
 
 
 def _is_english(word: str, english: frozenset[str]) -> bool:
-    def known(part: str) -> bool:  # the word, its singular or its past tense ("Congratulations", "Coded")
-        return part in english or (part.endswith("s") and part[:-1] in english) or (
-            part.endswith("ed") and (part[:-1] in english or part[:-2] in english))
+    def known(part: str, shortest_stem: int = 4) -> bool:  # the word, its singular or past tense ("Coded")
+        if part in english:
+            return True
+        stems = [part[:-1]] if part.endswith("s") else [part[:-1], part[:-2]] if part.endswith("ed") else []
+        return any(len(stem) >= shortest_stem and stem in english for stem in stems)  # not "Hamed" -> "ham"
 
     lower = word.lower()
-    return known(lower) or ("-" in lower and all(known(part) for part in lower.split("-") if part))
+    return known(lower) or ("-" in lower and all(known(part, 2) for part in lower.split("-") if part))
 
 
 def _is_gazetteer_name(word: str, gazetteer: frozenset[str]) -> bool:
@@ -681,8 +683,10 @@ def _name_runs(text: str) -> list[tuple[int, int]]:
         if _DETERMINER_BEFORE.search(text, max(0, group[0].start() - 8), group[0].start()):
             continue  # "the Riverside", "your X-ray", "a Tylenol": a thing, not a person
         org_after = _ORG_AFTER.match(text, group[-1].end())
-        if org_after and any(w in _ORG_WORDS for w in org_after.group().split()):
-            continue  # "Meridian Travel and Family Clinic"
+        before = text[max(0, group[0].start() - 60):group[0].start()]
+        if org_after and any(w in _ORG_WORDS for w in org_after.group().split()) and not (
+                _NAME_CUE.search(before) or _PATIENT_TITLE.search(before)):
+            continue  # "Meridian Travel and Family Clinic", but not "my mum Grace and Family Services"
         run: list[re.Match[str]] = []
         for i, match in enumerate(group + [None]):
             word = words[i] if match is not None else ""
@@ -935,8 +939,13 @@ def _phones(text: str) -> list[_Candidate]:
 
 _EMAIL_CUE = re.compile(r"(?i:\be-?mail(?: address)?(?:'s| is|:| it's| is it)?(?:,? please)?[,:]?\s+"
                         r"(?:it's\s+|is\s+)?)")
-_SPOKEN_EMAIL_AFTER_CUE = re.compile(rf"(?i:[a-z0-9._+-]+(?:,? [a-z0-9._+-]+){{0,7}},? (?:{_SPOKEN_AT}|@) [a-z0-9-]+"
-                                     rf"(?:(?: hyphen | dash | {_SPOKEN_DOT} )[a-z0-9-]+)*)")
+_MAIL_PROVIDERS = r"(?:gmail|googlemail|yahoo|hotmail|outlook|live|msn|icloud|me|aol|proton(?:mail)?|gmx|mail)"
+# Said right after an e-mail cue, so the local part may have spaces ("ayesha siddiqui 91"); it must end in a
+# domain: a top-level domain after a spoken dot, or a mail provider ("at gmail").
+_SPOKEN_EMAIL_AFTER_CUE = re.compile(
+    rf"(?i:[a-z0-9._+-]+(?:,? [a-z0-9._+-]+){{0,7}},? (?:{_SPOKEN_AT}|@) "
+    rf"(?:[a-z0-9-]+(?:(?: hyphen | dash | {_SPOKEN_DOT} )[a-z0-9-]+)* {_SPOKEN_DOT} [a-z]{{2,12}}|{_MAIL_PROVIDERS})"
+    r"(?![\w-]))")
 
 
 def _emails(text: str) -> list[_Candidate]:
@@ -965,7 +974,13 @@ _ID_BY_CHARACTER = re.compile(r"(?<![\w-])[A-Z0-9](?:(?:, ?|-| )[A-Z0-9]){4,}(?!
 def _mrns(text: str) -> list[_Candidate]:
     found = (_after_cue(text, _MRN_CUE, _MRN_VALUE, "mrn", stop=_OTHER_ID_CUE)
              + _after_cue(text, _MRN_CUE, _ID_BY_CHARACTER, "mrn", stop=_OTHER_ID_CUE))
-    return [c for c in found if _id_like(text[c.start:c.end]) and not _iso_date(text[c.start:c.end])]  # a date
+    return [c for c in found if _id_like(text[c.start:c.end]) and not _plausible_date(text[c.start:c.end])]
+
+
+def _plausible_date(value: str) -> bool:
+    """A date with a year a person or an appointment could have ("2026-11-04", not "04-11-5521")."""
+    iso = _iso_date(value) if _DATE_RE.fullmatch(value) else None
+    return iso is not None and 1900 <= int(iso[:4]) <= 2100
 
 
 def _id_like(value: str) -> bool:
@@ -974,14 +989,16 @@ def _id_like(value: str) -> bool:
     return digits >= 5 or (digits >= 4 and any(ch.isalpha() for ch in value))
 
 
-PERSONAL_DATE_YEARS = 2  # a full date this many years or more before the call's latest date is a personal one
+PERSONAL_DATE_YEARS = 2  # a full date this many years or more before the call's appointments is a personal one
+_APPOINTMENT_CUE = re.compile(r"(?i:\b(?:appointments?|visit|book(?:ed|ing)?|follow-up|see (?:you|him|her|them)|"
+                              r"schedul\w*|reschedul\w*|slots?|available|offer|come in|moved? (?:it |you )?to)\b)")
 
 
 def _dobs(text: str) -> list[_Candidate]:
     """Dates after a birth cue (or before one: "1985-03-04 is my date of birth"), and every full date at least
-    PERSONAL_DATE_YEARS before the latest date the call mentions: appointments are near the call, so an older
-    date is a birth (often without a cue, "Joris is 2018-05-30 and Sem is June 2nd, 2021") or another date of a
-    person's care, which is PHI too."""
+    PERSONAL_DATE_YEARS before the earliest appointment the call books or offers: appointments are near the call,
+    so an older date is a birth (often without a cue, "Joris is 2018-05-30 and Sem is June 2nd, 2021") or another
+    date of a person's care, which is PHI too. Without an appointment date to go by, that rule stays off."""
     out = []
     for cue in _DOB_CUE.finditer(text):  # every date or part of one in the answer, up to a word about appointments
         limit = _window_after(text, cue.end(), reply="question")
@@ -992,11 +1009,14 @@ def _dobs(text: str) -> list[_Candidate]:
     for found in _DOB_VALUE.finditer(text):
         if _DOB_AFTER.match(text, found.end()):
             out.append(_Candidate(found.start(), found.end(), "dob", 1))
-        iso = _iso_date(found.group())
-        if iso:
-            dated.append((int(iso[:4]), found))
-    latest = max((year for year, _ in dated), default=0)
-    out += [_Candidate(m.start(), m.end(), "dob", 2) for year, m in dated if year <= latest - PERSONAL_DATE_YEARS]
+        if _plausible_date(found.group()) or _SPOKEN_DATE.fullmatch(found.group()):
+            iso = _iso_date(found.group())
+            if iso:
+                dated.append((int(iso[:4]), found))
+    booked = [year for year, m in dated if _APPOINTMENT_CUE.search(text, max(0, m.start() - 80), m.start())]
+    if booked:
+        out += [_Candidate(m.start(), m.end(), "dob", 2) for year, m in dated
+                if year <= min(booked) - PERSONAL_DATE_YEARS]
     return out
 
 
@@ -1005,8 +1025,8 @@ _ZIP_VALUE = re.compile(r"(?<![\w$£€.,-])\d{5}(?:-\d{4})?(?![\w-]|[.,]\d)")
 _UK_POSTCODE = re.compile(r"\b[A-PR-UWYZ][A-HK-Y]?\d[A-Z\d]? ?\d[ABD-HJLNP-UW-Z]{2}\b")
 
 
-_EIRCODE = re.compile(r"\b(?:[AC-FHKNPRTV-Y]\d{2}|D6W) ?(?=[0-9AC-FHKNPRTV-Y]{4}\b)[0-9AC-FHKNPRTV-Y]*\d"
-                      r"[0-9AC-FHKNPRTV-Y]*\b")
+_EIRCODE = re.compile(r"\b(?:[AC-FHKNPRTV-Y]\d{2}|D6W) ?(?=[0-9AC-FHKNPRTV-Y]{4}\b)(?=[0-9]*[AC-FHKNPRTV-Y])"
+                      r"[0-9AC-FHKNPRTV-Y]*\d[0-9AC-FHKNPRTV-Y]*\b")  # the unique part: digits and a letter
 _UK_OUTWARD = re.compile(r"\b[A-PR-UWYZ][A-HK-Y]?\d[A-Z\d]?\b")
 _CA_POSTCODE = re.compile(r"\b[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z] ?\d[ABCEGHJ-NPRSTV-Z]\d\b")
 _AU_STATE_POSTCODE = re.compile(r"\b(?:NSW|VIC|QLD|WA|SA|TAS|ACT|NT) \d{4}\b")
@@ -1032,12 +1052,17 @@ def _addresses(text: str) -> list[_Candidate]:
 _DIGIT_WORD = r"(?:(?:double|triple) )?(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
 # A number read out in pieces, in digits or words or both: "four four eight dash two one dash six oh nine five",
 # "401... 023... 2137", "6-0-0, 3-7, 2-2-1-9", "Zero five zero eight nine one, then two two six four".
-_NUMBER_PIECE = rf"(?:\d+|{_DIGIT_WORD})"
-_PIECE_GAP = r"(?:\.{2,3}|[,–-])?\s*(?:(?:dash|hyphen|then|and then)\b,?\s*)?|\s*-\s*"
-_SPOKEN_DIGITS = re.compile(rf"(?i:(?<![\w$£€.-]){_NUMBER_PIECE}(?:(?:{_PIECE_GAP}){_NUMBER_PIECE})+(?![\w-]|[.,]\d))")
+_NUMBER_PIECE = rf"(?:\d++|{_DIGIT_WORD})"  # possessive: a run of digits is one piece, never split (no backtracking)
+_PIECE_GAP = r"(?:\s*(?:\.{2,3}|[,–-])\s*|\s+)(?:(?:dash|hyphen|then|and then)\b,?\s*)?"  # never empty
+_SPOKEN_DIGITS = re.compile(rf"(?i:(?<![\w$£€.-]){_NUMBER_PIECE}(?>{_PIECE_GAP}{_NUMBER_PIECE})+(?![\w-]|[.,]\d))")
 _FOUR_DIGITS = re.compile(rf"(?<![\w.-])\d(?: ?\d){{3}}(?![\w-]|\.\d)"
                           rf"|(?i:(?<![\w-]){_DIGIT_WORD}(?:[ ,-]+{_DIGIT_WORD}){{3}}(?![\w-]))")
 _LAST_FOUR = re.compile(r"(?i:\blast (?:four|4)(?: digits)?\b)")
+
+
+# How many digits a word of a spoken number adds: "double seven" is two words and two digits, "triple three"
+# three; the words between pieces add none.
+_DIGITS_PER_WORD = {"double": 1, "triple": 2, "dash": 0, "hyphen": 0, "then": 0, "and": 0}
 
 
 def _spoken_numbers(text: str) -> list[_Candidate]:
@@ -1046,8 +1071,7 @@ def _spoken_numbers(text: str) -> list[_Candidate]:
     out = []
     for found in _SPOKEN_DIGITS.finditer(text):
         words = re.findall(r"\d+|[a-z]+", found.group().lower())
-        digits = sum(len(w) if w.isdigit() else 1 + (w == "triple") - (w in ("dash", "hyphen", "then", "and"))
-                     for w in words)  # "double seven" is two words, two digits
+        digits = sum(len(w) if w.isdigit() else _DIGITS_PER_WORD.get(w, 1) for w in words)
         if digits < 7 or not re.search(r"[\s,.–-]", found.group()) or _DATE_RE.fullmatch(found.group()) \
                 or _TIME_RE.search(found.group()):
             continue  # one plain number, a date or a time is for the other detectors
@@ -1063,7 +1087,8 @@ def _spoken_numbers(text: str) -> list[_Candidate]:
 # nearest cue names a claim, invoice or other reference (left alone, as everywhere here) and everything
 # protected (times, amounts, ICD-10 codes, kept values) stay.
 _BARE_NUMBER = re.compile(r"(?<![\w$£€.,/:#-])\d{4,}(?![\w/:-]|[.,]\d)")
-_UNIT_AFTER = re.compile(r"\s*(?i:mg|mcg|µg|ml|units?|iu|%|kg|lbs?|pounds?|g|cm|mm|mmhg|dollars?|euros?|bucks|cents|"
+_UNIT_AFTER = re.compile(r"\s*(?i:mg|mcg|µg|ml|units?|iu|%|kg|lbs?|pounds?|g|grams?|cm|mm|mmhg|mmol|cells|calories?|"
+                         r"dollars?|euros?|bucks|cents|"
                          r"steps|calories|miles|km|feet|ft|hours?|minutes?|days?|weeks?|months?|years?)\b")
 _CUE_TYPES = (("ssn", _SSN_CUE), ("mrn", _MRN_CUE), ("phone", _PHONE_CUE))
 _CUE_TYPES_RE = re.compile(r"(?i:phone|ssn|social)")  # words _OTHER_ID_CUE shares with the cues above
@@ -1075,7 +1100,7 @@ _BARE_ID = re.compile(r"(?<![\w$£€.,/:#-])([A-Z]{2,4})[-/]?\d+(?:[-/][A-Z0-9]
 _REFERENCE_PREFIXES = frozenset("REF RF INV CLM CL CASE AUTH PA BK CONF ORD TKT TXN RCPT PO BILL STMT RX".split())
 
 
-def _kind_by_cue(text: str, start: int, default: str) -> str | None:
+def _kind_by_cue(text: str, start: int, default: str | None) -> str | None:
     """The PHI type the nearest cue before `start` (in its line or the one before) names, `default` without one,
     or None when that cue names a claim, invoice or other reference number, which stays."""
     line_start = text.rfind("\n", 0, start)
@@ -1091,14 +1116,14 @@ def _bare_numbers(text: str) -> list[_Candidate]:
     for found in _BARE_ID.finditer(text):  # an identifier shape with letters: "HV-0091372", "RDH7203315"
         value = found.group()
         if _id_like(value) and found.group(1) not in _REFERENCE_PREFIXES:
-            kind = _kind_by_cue(text, found.start(), "mrn")
+            kind = _kind_by_cue(text, found.start(), "mrn")  # its shape says identifier: a record number by default
             if kind is not None:
                 out.append(_Candidate(found.start(), found.end(), kind, 4))
     for found in _BARE_NUMBER.finditer(text):
         value = found.group()
         if (len(value) == 4 and 1900 <= int(value) <= 2099) or _UNIT_AFTER.match(text, found.end()):
             continue
-        kind = _kind_by_cue(text, found.start(), "mrn")
+        kind = _kind_by_cue(text, found.start(), None)  # a bare number needs a cue: lab values, rooms, counts stay
         if kind is not None:
             out.append(_Candidate(found.start(), found.end(), kind, 4))
     return out
@@ -1160,9 +1185,21 @@ def _protected(text: str, keep_values: Iterable[str], staff_words: Iterable[str]
     for value in keep_values:
         spans += _occurrences(text, value, whole_word=False)
     for word in staff_words:
-        spans += [(start, end) for start, end in _occurrences(text, word) if not _FIRST_NAME_BEFORE.search(
-            text, max(0, start - 30), start)]
+        spans += [(start, end) for start, end in _occurrences(text, word) if not _first_name_before(text, start)]
     return spans
+
+
+def _first_name_before(text: str, start: int) -> bool:
+    """Whether the word before a clinician's surname makes it a patient's full name ("Maria Santos" beside
+    "Dr. Santos"): a first name names-dataset knows, not a title, a weekday or an ordinary word opening a
+    sentence ("Ask Okafor", "Monday Okafor")."""
+    found = _FIRST_NAME_BEFORE.search(text, max(0, start - 30), start)
+    if found is None:
+        return False
+    word = found.group().strip()
+    if word in _NEVER_NAME or word in _sentence_words() or not _is_gazetteer_name(word, name_gazetteer()):
+        return False
+    return not (_starts_sentence(text, found.start()) and _is_english(word, _english_words()))
 
 
 _FIRST_NAME_BEFORE = re.compile(r"(?<![.:])\b(?!(?:Dr|Dra|Doctor|Nurse|Practitioner|Prof|Professor|Pharmacist|"
@@ -1269,8 +1306,8 @@ def _key(kind: str, text: str) -> str:
         digits = re.sub(r"\D", "", re.split(r"(?i)x", text)[0])  # without the extension
         return digits[1:] if kind == "phone" and len(digits) == 11 and digits.startswith("1") else digits
     if kind == "email":
-        spoken = re.sub(r" dot ", ".", re.sub(r" at ", "@", text.lower()))
-        return re.sub(r" underscore ", "_", re.sub(r" dash ", "-", spoken)).replace(" ", "")
+        spoken = re.sub(rf" {_SPOKEN_DOT} ", ".", re.sub(rf" {_SPOKEN_AT} ", "@", text.lower()))
+        return re.sub(r" underscore ", "_", re.sub(r" (?:dash|hyphen) ", "-", spoken)).replace(" ", "").replace(",", "")
     if kind == "mrn":
         return re.sub(r"[^A-Z0-9]", "", text.upper())
     if kind == "dob":
@@ -1322,7 +1359,7 @@ def _trace_spans(texts: Sequence[str], rules: RedactionRules, keep_values: Seque
                         recurring.setdefault(part, (c.type, key))
                         recurring.setdefault(_without_accents(part), (c.type, key))  # "Thủy", later "Thuy"
     out: list[list[PhiSpan]] = []
-    for text, chosen, blocked in zip(texts, selected, protected, strict=True):
+    for original, text, chosen, blocked in zip(originals, texts, selected, protected, strict=True):
         keys = {}
         chosen = [dataclasses.replace(c, type=recurring[text[c.start:c.end]][0]) if c.priority >= 3 else c
                   for c in chosen]  # a number placed only by a nearby cue is what it was found as elsewhere
@@ -1339,7 +1376,6 @@ def _trace_spans(texts: Sequence[str], rules: RedactionRules, keep_values: Seque
                     taken.add(start, end)
                     keys[(start, end)] = key
         spans = _select(chosen + extra, blocked)
-        original = originals[len(out)]
         out.append([PhiSpan(c.start, c.end, c.type, original[c.start:c.end], keys[(c.start, c.end)]) for c in spans])
     return out
 
