@@ -34,7 +34,7 @@ What stays hand-written, because no library does it for call transcripts (each i
   digits after a social security cue, also read digit by digit), MRN (an id of letter and digit groups after
   "MRN", "record number", "chart number", "patient ID"), date of birth (a date, numeric or with the month as a
   word, day, month or year first, or a Spanish, Portuguese, French, German or Italian month, next to a birth
-  cue; and any full date two or more years before the latest date of the call), street address (a number,
+  cue; and any full date two or more years before the appointments the call books), street address (a number,
   street words and a street suffix, a county road or highway, a PO box or rural route box). Typeset dashes and
   spaces are read as "-" and " ". Presidio's own recognisers for these
   reject the sample SSNs people read out, fetch the public-suffix list on first use, or find every date; these
@@ -170,13 +170,14 @@ def detectors() -> dict[str, Any]:
             "ssn": "3-2-4 shape; nine digits after a social security cue (also digit by digit or in words); "
                    "the last four after a social cue, or of an SSN found earlier",
             "mrn": "an id of letter and digit groups after MRN, record/chart/patient/hospital/NHS number, "
-                   "wristband; read character by character; read back whole",
+                   "wristband, or anywhere when it has letters; read character by character; read back whole; "
+                   "any number of four digits or more after a cue of a PHI type (not a claim or invoice number)",
             "dob": "a date or its day and month (numeric, month names in five languages, words, year first) "
                    "after a birth cue, in the answer to a date-of-birth question; any full date two years or "
-                   "more before the call's latest date",
+                   "more before the appointments the call books",
             "address": "house number (digits or words), street words and a street suffix (unit, city, state, ZIP), "
                        "county roads and highways; PO box and rural route; UK, Canadian and Australian postcodes; "
-                       "a street someone lives on",
+                       "Irish Eircodes; a street someone lives on",
             "kept": "clinicians with a title and their surnames, times, ICD-10 codes, amounts, keep_fields values",
         },
     }
