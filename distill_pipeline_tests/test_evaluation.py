@@ -349,3 +349,21 @@ def test_the_field_table_and_the_deferral_curve_are_drawn_when_the_task_has_fiel
     paths = write_report_plots(summarise(fielded(), rules=RULES), [50, 60], [500, 650], tmp_path / "plots")
     for name in ("field_accuracy", "deferral_curve"):
         assert paths[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_general_holdout_is_answered_without_the_tasks_output_schema():
+    from distill_pipeline.defs.evaluate import answer_all
+
+    class Model:
+        json_schema = staticmethod(lambda messages: {"type": "object"})
+        seen: list = []
+
+        def complete(self, messages):
+            self.seen.append(self.json_schema)
+            return messages[-1]["content"]
+
+    model = Model()
+    answer_all(model, [[{"role": "user", "content": "the value of day?"}]], lambda _: None, "general",
+               constrained=False)
+    answer_all(model, [[{"role": "user", "content": "a call"}]], lambda _: None, "domain")
+    assert model.seen[0] is None and callable(model.seen[1]) and callable(model.json_schema)

@@ -71,13 +71,22 @@ def champion_in_force(layout: Handoffs, info: StudentInfo, settings: LoraSetting
     return policy.student, local_student(info, Path(policy.student), settings, log, json_schema)
 
 
-def answer_all(model, requests: list[list[dict]], log, label: str) -> list[Completion]:
+def answer_all(model, requests: list[list[dict]], log, label: str, *, constrained: bool = True) -> list[Completion]:
+    """The model's answers; with constrained=False the task's output schema is lifted for these requests (the
+    general-purpose holdout asks for free text, which no answer forced into the task's JSON could match)."""
     if not requests:
         return []
     log(f"{label}: answering {len(requests)} held-out requests")
-    if hasattr(model, "complete_batch"):
-        return model.complete_batch(requests)
-    return [model.complete(messages) for messages in requests]
+    schema = getattr(model, "json_schema", None)
+    if not constrained and schema is not None:
+        model.json_schema = None
+    try:
+        if hasattr(model, "complete_batch"):
+            return model.complete_batch(requests)
+        return [model.complete(messages) for messages in requests]
+    finally:
+        if schema is not None:
+            model.json_schema = schema
 
 
 @dg.asset(
@@ -109,7 +118,8 @@ def student_eval_report(context: dg.AssetExecutionContext, config: EvalConfig, p
 
     student = models.student(info, settings, json_schema)
     student_answers = answer_all(student, requests, context.log.info, "student")
-    general_student = answer_all(student, [g.request_messages for g in general], context.log.info, "student/general")
+    general_student = answer_all(student, [g.request_messages for g in general], context.log.info, "student/general",
+                                 constrained=False)
     n_single = min(config.single_requests or SINGLE_REQUESTS[pipeline.preset], len(requests))
     single = time_single_requests(student, requests[:n_single], warmup=requests[n_single:n_single + 1] or requests[:1],
                                   log=context.log.info)  # as the router serves it: the latency a caller feels
@@ -117,7 +127,7 @@ def student_eval_report(context: dg.AssetExecutionContext, config: EvalConfig, p
     base = models.base(info, settings, json_schema)
     base_answers = answer_all(base, requests[:n_base], context.log.info, "base") if base else []
     general_base = answer_all(base, [g.request_messages for g in general], context.log.info,
-                              "base/general") if base else []
+                              "base/general", constrained=False) if base else []
     del base
     teacher = ReplayTeacher(holdout, default_ttft_ms=None)
     teacher_answers = [teacher.complete(m) for m in requests]
