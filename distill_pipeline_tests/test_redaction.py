@@ -613,3 +613,13 @@ def test_an_email_spoken_and_written_gets_one_placeholder():
                      "Agent: So sam_lowe@fastmail.uk, thanks.", {"intent": "x"})
     redacted, counts = redact_messages(messages, bundled_rules())
     assert counts["email"] == 2 and redacted[1]["content"].count("[EMAIL_1]") == 2
+
+
+@pytest.mark.parametrize("text", [
+    "Sort these numbers from smallest to largest: 35, 34, 1, 39, 12",
+    "Caller: the readings were 120, 80, 72, 98 and 37 this morning",
+    "convert the colour of these lines to lower case: red carries inches",
+    "Caller: what colour are the tablets, the pharmacy said it carries both",
+])
+def test_lists_of_numbers_and_lower_case_text_that_is_no_speakers_turn_are_not_patient_data(text):
+    assert not found(text)

@@ -651,7 +651,15 @@ def _is_english(word: str, english: frozenset[str]) -> bool:
     def known(part: str, shortest_stem: int = 4) -> bool:  # the word, its singular or past tense ("Coded")
         if part in english:
             return True
-        stems = [part[:-1]] if part.endswith("s") else [part[:-1], part[:-2]] if part.endswith("ed") else []
+        stems = [part.replace("our", "or")] if "our" in part else []  # British spelling: "colour"
+        if part.endswith("ies"):
+            stems += [part[:-3] + "y"]  # "carries"
+        elif part.endswith(("ches", "shes", "sses", "xes")):
+            stems += [part[:-2]]  # "inches"
+        elif part.endswith("s"):
+            stems += [part[:-1]]  # "walks"
+        elif part.endswith("ed"):
+            stems += [part[:-1], part[:-2]]
         return any(len(stem) >= shortest_stem and stem in english for stem in stems)  # not "Hamed" -> "ham"
 
     lower = word.lower()
@@ -768,7 +776,7 @@ def _lowercase_names(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-_TURN_PREFIX = re.compile(r"^(?:[A-Z][\w ]{0,20}:\s*)?")  # "Agent: ", "Caller: "
+_TURN_PREFIX = re.compile(r"[A-Za-z][\w ]{0,20}:\s*")  # "Agent: ", "caller: "
 
 
 def _lowercase_turn_names(text: str) -> list[tuple[int, int]]:
@@ -779,12 +787,13 @@ def _lowercase_turn_names(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     position = 0
     for line in text.split("\n"):
-        body_start = position + _TURN_PREFIX.match(line).end()  # type: ignore[union-attr]
+        speaker = _TURN_PREFIX.match(line)
+        body_start = position + (speaker.end() if speaker else 0)
         body = text[body_start:position + len(line)]
         position += len(line) + 1
         words = list(_LOWER_WORD.finditer(body))
-        if len(words) < 2 or any(ch.isupper() for ch in body):
-            continue  # a turn with capitals has its names capitalised
+        if speaker is None or len(words) < 2 or any(ch.isupper() for ch in body):
+            continue  # only a speaker's turn, and a turn with capitals has its names capitalised
         run: list[re.Match[str]] = []
         for match in words + [None]:
             word = match.group() if match is not None else ""
@@ -1061,6 +1070,7 @@ _FOUR_DIGITS = re.compile(rf"(?<![\w.-])\d(?: ?\d){{3}}(?![\w-]|\.\d)"
 _LAST_FOUR = re.compile(r"(?i:\blast (?:four|4)(?: digits)?\b)")
 
 
+_NUMBER_LIST = re.compile(r"\d+(?:, \d+)+")  # a list of numbers is an identifier only after a cue
 # How many digits a word of a spoken number adds: "double seven" is two words and two digits, "triple three"
 # three; the words between pieces add none.
 _DIGITS_PER_WORD = {"double": 1, "triple": 2, "dash": 0, "hyphen": 0, "then": 0, "and": 0}
@@ -1076,7 +1086,8 @@ def _spoken_numbers(text: str) -> list[_Candidate]:
         if digits < 7 or not re.search(r"[\s,.–-]", found.group()) or _DATE_RE.fullmatch(found.group()) \
                 or _TIME_RE.search(found.group()):
             continue  # one plain number, a date or a time is for the other detectors
-        kind = _kind_by_cue(text, found.start(), "phone")
+        listed = _NUMBER_LIST.fullmatch(found.group()) is not None  # "35, 34, 1, 39, 12": numbers, not one id
+        kind = _kind_by_cue(text, found.start(), None if listed else "phone")
         if kind is not None:  # after the shapes: "(206) 555-0113" or "078-05-1120" is theirs to type
             out.append(_Candidate(found.start(), found.end(), kind, 3))
     return out
