@@ -45,7 +45,8 @@ def audit(ref: str, root: Path) -> tuple[int, str]:
 
 
 def policy(action: str, root: Path) -> tuple[int, str]:
-    from distill_pipeline.routing import PolicyError, rollback_policy
+    from distill_pipeline.backends.policy_store import rollback_policy
+    from distill_pipeline.core.artifacts import PolicyError
 
     layout = Handoffs(root)
     path = layout.policy_path()

@@ -23,190 +23,28 @@ which the student's answer is not trusted:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from distill_pipeline.backends.policy_store import (
+    HISTORY_DIR,
+    policy_history,
+    read_policy,
+    rollback_policy,
+    write_policy,
+)
+from distill_pipeline.core.artifacts import POLICY_KEYS, PolicyError, RoutingPolicy
 from distill_pipeline.core.chat import ChatModel, Completion, TokenStream
 from distill_pipeline.core.decoding import DecodingRules
-from distill_pipeline.core.fields import CONFIDENCE_SIGNALS, FieldRules, RunningConfidence, confidence
+from distill_pipeline.core.fields import FieldRules, RunningConfidence, confidence
 
-POLICY_KEYS = ("student", "student_endpoint", "teacher_model", "threshold", "teacher_only_intents", "report",
-               "created_at", "promoted", "signal", "field_rules", "decoding")
-HISTORY_DIR = "history"
-
-
-class PolicyError(ValueError):
-    """A routing policy file that cannot be used; the message says which file and what is wrong."""
-
-
-@dataclass(frozen=True)
-class RoutingPolicy:
-    student: str  # an ft: model id, a served model name (with student_endpoint), or a local adapter path
-    teacher_model: str
-    threshold: float  # student min token logprob below this -> teacher
-    teacher_only_intents: tuple[str, ...] = ()
-    student_endpoint: str | None = None  # base_url of the OpenAI-compatible server that serves the student
-    report: str | None = None  # the evaluation report this policy was derived from
-    created_at: str = ""  # ISO 8601, UTC
-    promoted: bool = False  # the student passed the gate; unpromoted policies route everything to the teacher
-    # what the confidence is read from (fields.CONFIDENCE_SIGNALS) and which fields are structured, as evaluated
-    signal: str = "whole_answer"
-    field_rules: dict[str, str] = field(default_factory=dict)
-    # what constrained the student's decoding in the evaluation (core/decoding.DecodingRules; None: nothing)
-    decoding: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # any other keys, kept as written
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "student": self.student,
-            "student_endpoint": self.student_endpoint,
-            "teacher_model": self.teacher_model,
-            "threshold": self.threshold,
-            "teacher_only_intents": list(self.teacher_only_intents),
-            "report": self.report,
-            "created_at": self.created_at,
-            "promoted": self.promoted,
-            "signal": self.signal,
-            "field_rules": dict(self.field_rules),
-            "decoding": self.decoding,
-            **self.extra,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Any, source: str = "<policy>") -> RoutingPolicy:
-        if not isinstance(data, dict):
-            raise PolicyError(f"{source}: a routing policy must be a JSON object (got {type(data).__name__})")
-        missing = [key for key in ("student", "teacher_model", "threshold") if key not in data]
-        if missing:
-            raise PolicyError(f"{source}: missing {', '.join(missing)}; a policy needs at least student, "
-                              "teacher_model and threshold")
-        for key in ("student", "teacher_model"):
-            if not isinstance(data[key], str) or not data[key].strip():
-                raise PolicyError(f"{source}: {key} must be a non-empty string (got {data[key]!r})")
-        threshold = data["threshold"]
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
-            raise PolicyError(f"{source}: threshold must be a number, a minimum token logprob such as -0.5 "
-                              f"(got {threshold!r})")
-        intents = data.get("teacher_only_intents") or []
-        if not isinstance(intents, list) or not all(isinstance(i, str) for i in intents):
-            raise PolicyError(f"{source}: teacher_only_intents must be a list of intent names")
-        promoted = data.get("promoted", False)
-        if not isinstance(promoted, bool):
-            raise PolicyError(f"{source}: promoted must be true or false (got {promoted!r})")
-        endpoint = data.get("student_endpoint")
-        if endpoint is not None and not isinstance(endpoint, str):
-            raise PolicyError(f"{source}: student_endpoint must be a base URL string or null")
-        signal = data.get("signal", "whole_answer")
-        if signal not in CONFIDENCE_SIGNALS:
-            raise PolicyError(f"{source}: signal must be one of {', '.join(CONFIDENCE_SIGNALS)} (got {signal!r})")
-        rules = data.get("field_rules") or {}
-        try:
-            FieldRules(rules)
-        except (ValueError, AttributeError, TypeError) as err:
-            raise PolicyError(f"{source}: field_rules: {err}") from None
-        decoding = data.get("decoding")
-        if decoding is not None:
-            try:
-                DecodingRules.from_dict(decoding)
-            except (KeyError, TypeError, ValueError, AttributeError) as err:
-                raise PolicyError(f"{source}: decoding must be the report's decoding rules or null ({err!r})") from None
-        return cls(
-            student=data["student"],
-            teacher_model=data["teacher_model"],
-            threshold=float(threshold),
-            teacher_only_intents=tuple(intents),
-            student_endpoint=endpoint or None,
-            report=data.get("report"),
-            created_at=str(data.get("created_at") or ""),
-            promoted=promoted,
-            signal=signal,
-            field_rules=dict(rules),
-            decoding=decoding,
-            extra={k: v for k, v in data.items() if k not in POLICY_KEYS},
-        )
-
-
-def read_policy(path: str | Path) -> RoutingPolicy:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PolicyError(f"{path}: no routing policy here; materialize the routing_policy asset first") from None
-    try:
-        data = json.loads(text)
-    except ValueError as err:
-        raise PolicyError(f"{path}: not valid JSON ({err})") from None
-    return RoutingPolicy.from_dict(data, str(path))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_policy(path: str | Path, policy: RoutingPolicy | dict[str, Any]) -> Path:
-    """Write the policy atomically to `path`, and a copy to `<dir>/history/<created_at>-<hash>.json`.
-
-    Every policy ever written stays in the history folder; writing the same policy
-    again rewrites the same history file (reruns are idempotent). Returns the history path.
-    """
-    path = Path(path)
-    if isinstance(policy, dict):
-        policy = RoutingPolicy.from_dict(policy)
-    if not policy.created_at:
-        policy = replace(policy, created_at=datetime.now(UTC).isoformat(timespec="seconds"))
-    text = json.dumps(policy.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-    stamp = re.sub(r"[^0-9A-Za-z]+", "", policy.created_at)[:20] or "undated"
-    history = path.parent / HISTORY_DIR / f"{stamp}-{digest}.json"
-    _atomic_write(history, text)
-    _atomic_write(path, text)
-    return history
-
-
-def policy_history(path: str | Path) -> list[Path]:
-    """Every policy ever written beside `path`, oldest first (history files are named by creation time)."""
-    folder = Path(path).parent / HISTORY_DIR
-    return sorted(folder.glob("*.json")) if folder.is_dir() else []
-
-
-def rollback_policy(path: str | Path) -> tuple[RoutingPolicy, Path]:
-    """Put the policy written before the one in force back in force; returns it and its history file.
-
-    The history is not changed, so a second rollback steps back once more. A PolicyError says why when there is
-    nothing to go back to.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise PolicyError(f"{path}: no routing policy is in force; nothing to roll back")
-    current = path.read_text(encoding="utf-8")
-    history = policy_history(path)
-    position = next((i for i, p in enumerate(history) if p.read_text(encoding="utf-8") == current), None)
-    if position is None:
-        raise PolicyError(f"{path} is not in {path.parent / HISTORY_DIR}; it was not written by write_policy, so "
-                          "there is no record of what came before it")
-    if position == 0:
-        raise PolicyError(f"{path} is the first policy in {path.parent / HISTORY_DIR}; there is none before it")
-    previous = history[position - 1]
-    policy = read_policy(previous)
-    _atomic_write(path, previous.read_text(encoding="utf-8"))
-    return policy, previous
-
+# The policy's type and its file live beside the other hand-offs; the Router's API keeps offering them.
+__all__ = ["HISTORY_DIR", "POLICY_KEYS", "PolicyError", "RoutedAnswer", "Router", "RoutingPolicy", "policy_history",
+           "read_policy", "rollback_policy", "write_policy"]
 
 # ---------------------------------------------------------------------------- the router
 

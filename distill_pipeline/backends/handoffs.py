@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from distill_pipeline.backends.policy_store import read_policy, write_policy
 from distill_pipeline.backends.storage import (
     JsonFileCache,
     StorageLayout,
@@ -36,13 +37,11 @@ from distill_pipeline.core.artifacts import (
     MixEntry,
     MixRecord,
     ModelCard,
+    RoutingPolicy,
     StudentInfo,
 )
 from distill_pipeline.core.general import GeneralExample, parse_general_example
 from distill_pipeline.core.traces import TraceRow, parse_line
-
-if TYPE_CHECKING:
-    from distill_pipeline.routing import RoutingPolicy
 
 # One row per trace x grader: trace_evals' verdicts, read by pass_cases, its check and the model card.
 EVAL_SCHEMA = pa.schema([
@@ -284,14 +283,10 @@ class Handoffs(StorageLayout):
 
     def write_policy(self, policy: RoutingPolicy) -> Path:
         """Put the policy in force; returns the copy kept in the history."""
-        from distill_pipeline.routing import write_policy
-
         return write_policy(self.policy_path(), policy)
 
     def read_policy(self) -> RoutingPolicy:
         """The policy in force (a PolicyError says why there is none, or why it cannot be used)."""
-        from distill_pipeline.routing import read_policy
-
         return read_policy(self.policy_path())
 
     # -- model_card: model_card/<job id>/ model_card.json, model_card.md, training_traces.parquet -----------------

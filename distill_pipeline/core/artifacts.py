@@ -6,9 +6,11 @@ A renamed field is one edit here, and the type checker finds every reader.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Self
 
+from distill_pipeline.core.decoding import DecodingRules
+from distill_pipeline.core.fields import CONFIDENCE_SIGNALS, FieldRules
 from distill_pipeline.core.mix import Source
 
 
@@ -216,3 +218,100 @@ class ModelCard(JsonRecord):
     dagster_runs: Mapping[str, str]
     training: Mapping[str, float]
     training_traces: Mapping[str, str]  # path and sha256 of training_traces.parquet (every trained trace id)
+
+
+# -- routing_policy: current.json (CONTRACTS.md); written by backends/policy_store.py, read by the Router --------
+
+POLICY_KEYS = ("student", "student_endpoint", "teacher_model", "threshold", "teacher_only_intents", "report",
+               "created_at", "promoted", "signal", "field_rules", "decoding")
+
+
+class PolicyError(ValueError):
+    """A routing policy file that cannot be used; the message says which file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class RoutingPolicy:
+    student: str  # an ft: model id, a served model name (with student_endpoint), or a local adapter path
+    teacher_model: str
+    threshold: float  # student min token logprob below this -> teacher
+    teacher_only_intents: tuple[str, ...] = ()
+    student_endpoint: str | None = None  # base_url of the OpenAI-compatible server that serves the student
+    report: str | None = None  # the evaluation report this policy was derived from
+    created_at: str = ""  # ISO 8601, UTC
+    promoted: bool = False  # the student passed the gate; unpromoted policies route everything to the teacher
+    # what the confidence is read from (fields.CONFIDENCE_SIGNALS) and which fields are structured, as evaluated
+    signal: str = "whole_answer"
+    field_rules: dict[str, str] = field(default_factory=dict)
+    # what constrained the student's decoding in the evaluation (core/decoding.DecodingRules; None: nothing)
+    decoding: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # any other keys, kept as written
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "student": self.student,
+            "student_endpoint": self.student_endpoint,
+            "teacher_model": self.teacher_model,
+            "threshold": self.threshold,
+            "teacher_only_intents": list(self.teacher_only_intents),
+            "report": self.report,
+            "created_at": self.created_at,
+            "promoted": self.promoted,
+            "signal": self.signal,
+            "field_rules": dict(self.field_rules),
+            "decoding": self.decoding,
+            **self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<policy>") -> RoutingPolicy:
+        if not isinstance(data, dict):
+            raise PolicyError(f"{source}: a routing policy must be a JSON object (got {type(data).__name__})")
+        missing = [key for key in ("student", "teacher_model", "threshold") if key not in data]
+        if missing:
+            raise PolicyError(f"{source}: missing {', '.join(missing)}; a policy needs at least student, "
+                              "teacher_model and threshold")
+        for key in ("student", "teacher_model"):
+            if not isinstance(data[key], str) or not data[key].strip():
+                raise PolicyError(f"{source}: {key} must be a non-empty string (got {data[key]!r})")
+        threshold = data["threshold"]
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+            raise PolicyError(f"{source}: threshold must be a number, a minimum token logprob such as -0.5 "
+                              f"(got {threshold!r})")
+        intents = data.get("teacher_only_intents") or []
+        if not isinstance(intents, list) or not all(isinstance(i, str) for i in intents):
+            raise PolicyError(f"{source}: teacher_only_intents must be a list of intent names")
+        promoted = data.get("promoted", False)
+        if not isinstance(promoted, bool):
+            raise PolicyError(f"{source}: promoted must be true or false (got {promoted!r})")
+        endpoint = data.get("student_endpoint")
+        if endpoint is not None and not isinstance(endpoint, str):
+            raise PolicyError(f"{source}: student_endpoint must be a base URL string or null")
+        signal = data.get("signal", "whole_answer")
+        if signal not in CONFIDENCE_SIGNALS:
+            raise PolicyError(f"{source}: signal must be one of {', '.join(CONFIDENCE_SIGNALS)} (got {signal!r})")
+        rules = data.get("field_rules") or {}
+        try:
+            FieldRules(rules)
+        except (ValueError, AttributeError, TypeError) as err:
+            raise PolicyError(f"{source}: field_rules: {err}") from None
+        decoding = data.get("decoding")
+        if decoding is not None:
+            try:
+                DecodingRules.from_dict(decoding)
+            except (KeyError, TypeError, ValueError, AttributeError) as err:
+                raise PolicyError(f"{source}: decoding must be the report's decoding rules or null ({err!r})") from None
+        return cls(
+            student=data["student"],
+            teacher_model=data["teacher_model"],
+            threshold=float(threshold),
+            teacher_only_intents=tuple(intents),
+            student_endpoint=endpoint or None,
+            report=data.get("report"),
+            created_at=str(data.get("created_at") or ""),
+            promoted=promoted,
+            signal=signal,
+            field_rules=dict(rules),
+            decoding=decoding,
+            extra={k: v for k, v in data.items() if k not in POLICY_KEYS},
+        )

@@ -57,7 +57,7 @@ def gate_config(config: EvalConfig) -> GateConfig:
 def champion_in_force(layout: Handoffs, info: StudentInfo, settings: LoraSettings, log: Log,
                       json_schema: JsonSchema) -> tuple[str, ChatModel] | None:
     """The promoted student in force, when it is another local adapter that still exists; else None."""
-    from distill_pipeline.routing import PolicyError
+    from distill_pipeline.core.artifacts import PolicyError
 
     if not layout.policy_path().exists():
         return None
@@ -203,7 +203,7 @@ def student_eval_report(context: dg.AssetExecutionContext, config: EvalConfig, p
         "otherwise the previous policy stays in force.")],
 )
 def routing_policy(context: dg.AssetExecutionContext, pipeline: PipelineSettings) -> dg.MaterializeResult:
-    from distill_pipeline.routing import RoutingPolicy
+    from distill_pipeline.core.artifacts import RoutingPolicy
 
     task = pipeline.load_task()
     layout = pipeline.layout
