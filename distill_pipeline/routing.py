@@ -37,7 +37,7 @@ from distill_pipeline.backends.policy_store import (
     rollback_policy,
     write_policy,
 )
-from distill_pipeline.core.artifacts import POLICY_KEYS, PolicyError, RoutingPolicy
+from distill_pipeline.core.artifacts import POLICY_KEYS, TRAINING_MANIFEST, PolicyError, RoutingPolicy
 from distill_pipeline.core.chat import ChatModel, Completion, TokenStream
 from distill_pipeline.core.decoding import DecodingRules
 from distill_pipeline.core.fields import FieldRules, RunningConfidence, confidence
@@ -187,7 +187,7 @@ def _local_student(reference: str, json_schema: Any = None, preset_name: str | N
     """A student trained by the local LoRA trainer: its output directory (adapter/ + manifest.json) or adapter/."""
     path = Path(reference)
     adapter = path / "adapter" if (path / "adapter" / "adapter_config.json").is_file() else path
-    manifest = next((p for p in (path / "manifest.json", path.parent / "manifest.json") if p.is_file()), None)
+    manifest = next((p for p in (path / TRAINING_MANIFEST, path.parent / TRAINING_MANIFEST) if p.is_file()), None)
     if manifest is None or not (adapter / "adapter_config.json").is_file():
         raise PolicyError(f"student {reference!r} is a directory but not a local student: expected the trainer's "
                           "output (adapter/adapter_config.json and manifest.json); set student_endpoint to serve "
