@@ -754,18 +754,26 @@ _LOWER_SENTENCE_WORDS = frozenset(w.lower() for w in _SENTENCE_WORDS)
 _LOWER_WORD = re.compile(r"[a-zà-öø-ÿ]+(?:['’-][a-zà-öø-ÿ]+)*")
 
 
+def _lower_case_name(word: str) -> bool:
+    """A lower-case word that may be a name: names-dataset knows it, and it is no stop word, filler, weekday,
+    month or abbreviation ("friday", "mrn")."""
+    return (len(word) >= 3 and word in name_gazetteer() and word not in _stop_words()
+            and word not in _LOWER_SENTENCE_WORDS and word.capitalize() not in _NEVER_NAME
+            and word.upper() not in _NOT_SPELLED)
+
+
 def _lowercase_names(text: str) -> list[tuple[int, int]]:
     """Names written in lower case, as speech-to-text often leaves them, right after a name cue ("my name is
     ngozi eze and ..."): up to three words that names-dataset knows and that are not stop words; after a cue
     that also comes before other things ("this is", "I'm"), only words no English lexicon knows."""
-    gazetteer, english, stop = name_gazetteer(), _english_words(), _stop_words()
+    english = _english_words()
     spans = []
     for cue in _LOWER_NAME_CUE.finditer(text):
         strong = "name" in cue.group().lower() or cue.group().lower().startswith(("named", "called"))
         end, pos = None, cue.end()
         for _ in range(3):
             word = _LOWER_WORD.match(text, pos)
-            if word is None or word.group() in stop or word.group() not in gazetteer or (
+            if word is None or not _lower_case_name(word.group()) or (
                     not strong and _is_english(word.group(), english)):
                 break
             end, pos = word.end(), word.end() + 1
@@ -783,7 +791,7 @@ def _lowercase_turn_names(text: str) -> list[tuple[int, int]]:
     """Names in a turn written all in lower case, as speech-to-text leaves it ("its under marcus delgado"): runs of
     words names-dataset knows, at least one of them no English word ("marcus"; "ruth" joins "ruth gallagher"),
     none of them a stop word."""
-    gazetteer, english, stop = name_gazetteer(), _english_words(), _stop_words()
+    english = _english_words()
     spans: list[tuple[int, int]] = []
     position = 0
     for line in text.split("\n"):
@@ -797,9 +805,7 @@ def _lowercase_turn_names(text: str) -> list[tuple[int, int]]:
         run: list[re.Match[str]] = []
         for match in words + [None]:
             word = match.group() if match is not None else ""
-            name_like = (match is not None and len(word) >= 3 and word in gazetteer and word not in stop
-                         and word not in _LOWER_SENTENCE_WORDS and word.capitalize() not in _NEVER_NAME
-                         and word.upper() not in _NOT_SPELLED)  # "friday", "mrn"
+            name_like = match is not None and _lower_case_name(word)
             if match is not None and name_like and (not run or body[run[-1].end():match.start()] == " "):
                 run.append(match)
                 continue
@@ -1053,7 +1059,7 @@ def _addresses(text: str) -> list[_Candidate]:
     return (streets + _shape(text, _ADDRESS_RE, "address") + _shape(text, _UK_POSTCODE, "address")
             + _shape(text, _CA_POSTCODE, "address") + _shape(text, _AU_STATE_POSTCODE, "address")
             + _shape(text, _EIRCODE, "address")
-            + [dataclasses.replace(c, priority=3)  # a whole postcode ("LS1 4AB") is the shape's
+            + [dataclasses.replace(c, priority=2)  # as the shapes, so a whole postcode ("LS1 4AB") is longer
                for c in _after_cue(text, _ZIP_CUE, _UK_OUTWARD, "address", stop=_OTHER_ID_CUE)]
             + _after_cue(text, _ZIP_CUE, _ZIP_VALUE, "address", stop=_OTHER_ID_CUE))
 
