@@ -1025,10 +1025,8 @@ def _dobs(text: str) -> list[_Candidate]:
     for found in _DOB_VALUE.finditer(text):
         if _DOB_AFTER.match(text, found.end()):
             out.append(_Candidate(found.start(), found.end(), "dob", 1))
-        if _plausible_date(found.group()) or _SPOKEN_DATE.fullmatch(found.group()):
-            iso = _iso_date(found.group())
-            if iso:
-                dated.append((int(iso[:4]), found))
+        if _plausible_date(found.group()):  # a date said in words has no day number to compare
+            dated.append((int(_iso_date(found.group())[:4]), found))  # type: ignore[index]
     booked = [year for year, m in dated if _APPOINTMENT_CUE.search(text, max(0, m.start() - 80), m.start())]
     if booked:
         out += [_Candidate(m.start(), m.end(), "dob", 2) for year, m in dated
